@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/e4box/e4box/blockdev"
 	"github.com/e4box/e4box/ext4"
 	"github.com/e4box/e4box/fuse"
 	"github.com/e4box/e4box/server"
@@ -258,9 +257,9 @@ func serve(req *mountRequest, stderr io.Writer, ready *readiness) (err error) {
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	dev, err := blockdev.Open(req.source, true)
+	dev, err := openDevice(req.source)
 	if err != nil {
-		return fmt.Errorf("%s: %w", req.source, describeOSError(err))
+		return err
 	}
 	fsys, err := ext4.Open(dev, ext4.Options{ReadOnly: true, NoRecovery: req.opts.noRecovery, Logger: logger})
 	if err != nil {

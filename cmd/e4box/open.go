@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/binary"
 	"errors"
+	"io"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -15,9 +17,9 @@ import (
 // openImage opens an image or block device read-only and mounts the ext4
 // library on it. Errors name the image and read as one line.
 func openImage(path string, opts ext4.Options) (*ext4.FS, error) {
-	dev, err := blockdev.Open(path, true)
+	dev, err := openDevice(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, describeOSError(err))
+		return nil, err
 	}
 	opts.ReadOnly = true
 	if opts.Logger == nil {
@@ -29,6 +31,31 @@ func openImage(path string, opts ext4.Options) (*ext4.FS, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return fsys, nil
+}
+
+// The superblock magic, checked here only to turn "not ext4 at all" into
+// a plain sentence instead of a corruption report.
+const (
+	superMagicOff = 1024 + 0x38
+	superMagic    = 0xEF53
+)
+
+// openDevice opens an image or block device read-only and checks that it
+// looks like ext2/3/4 at all.
+func openDevice(path string) (blockdev.Device, error) {
+	dev, err := blockdev.Open(path, true)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, describeOSError(err))
+	}
+	var magic [2]byte
+	if _, err := dev.ReadAt(magic[:], superMagicOff); err != nil || binary.LittleEndian.Uint16(magic[:]) != superMagic {
+		dev.Close()
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s: reading superblock: %w", path, err)
+		}
+		return nil, fmt.Errorf("%s: not an ext2/ext3/ext4 filesystem (no superblock magic)", path)
+	}
+	return dev, nil
 }
 
 // describeOSError drops the "op path:" prefix of a *fs.PathError so the
