@@ -458,31 +458,34 @@ func (s *Server) parse(c *call, body []byte, extlen uint16) syscall.Errno {
 	}
 	c.body = body
 	info := &c.info
-	in := info.in
+	// wire is how many bytes of the fixed struct this kernel sends: the
+	// full struct, or a compat prefix (SETXATTR without SETXATTR_EXT,
+	// INIT before 7.36).
+	wire := info.in
 	if c.Opcode == fuseproto.OpSetxattr && (c.Proto == nil || !c.Proto.Has(fuseproto.InitSetxattrExt)) {
-		in = fuseproto.CompatSetxattrInSize
+		wire = fuseproto.CompatSetxattrInSize
 	}
-	minIn := in
+	minIn := wire
 	if info.minIn != 0 {
 		minIn = info.minIn
 	}
 	if len(body) < minIn {
 		return syscall.EIO
 	}
-	rest := body
-	c.arg = nil
-	if in > 0 {
-		if len(body) >= in {
-			c.arg = unsafe.Pointer(&body[0])
-			rest = body[in:]
-		} else {
-			// Older kernel, shorter struct: zero-extend a copy.
-			c.argStore = [argStoreWords]uint64{}
-			st := unsafe.Slice((*byte)(unsafe.Pointer(&c.argStore[0])), len(c.argStore)*8)
-			copy(st, body)
-			c.arg = unsafe.Pointer(&c.argStore[0])
-			rest = nil
-		}
+	wire = min(wire, len(body))
+	rest := body[wire:]
+	switch {
+	case info.in == 0:
+		c.arg = nil
+	case wire == info.in:
+		// body sits at offset 40 of an 8-byte aligned buffer: castable.
+		c.arg = unsafe.Pointer(&body[0])
+	default:
+		// Shorter struct: zero-extend a copy so the tail reads as 0.
+		c.argStore = [argStoreWords]uint64{}
+		st := unsafe.Slice((*byte)(unsafe.Pointer(&c.argStore[0])), len(c.argStore)*8)
+		copy(st, body[:wire])
+		c.arg = unsafe.Pointer(&c.argStore[0])
 	}
 	for i := 0; i < info.names; i++ {
 		j := indexNUL(rest)
