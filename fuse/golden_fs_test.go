@@ -57,7 +57,7 @@ func goldenEntry(e *fuseproto.EntryOut) {
 func (g *goldenFS) Init(r *fuse.Request, in *fuseproto.InitIn, out *fuseproto.InitOut) syscall.Errno {
 	return 0
 }
-func (g *goldenFS) Destroy()                      { g.rec("Destroy") }
+func (g *goldenFS) Destroy()                    { g.rec("Destroy") }
 func (g *goldenFS) Forget(node, nlookup uint64) { g.rec("Forget(%d, %d)", node, nlookup) }
 
 func (g *goldenFS) Lookup(r *fuse.Request, name []byte, out *fuseproto.EntryOut) syscall.Errno {
