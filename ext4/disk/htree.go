@@ -49,12 +49,12 @@ type DxRootHeader struct {
 	DotRecLen      uint16     // 0x04 dot.rec_len (12)
 	DotNameLen     uint8      // 0x06 dot.name_len (1)
 	DotFileType    uint8      // 0x07 dot.file_type
-	DotName        [4]byte    // 0x08 ".\0\0\0"
+	DotName        [4]byte    // 0x08 dot.name ".\0\0\0"
 	DotDotInode    uint32     // 0x0C dotdot.inode
 	DotDotRecLen   uint16     // 0x10 dotdot.rec_len (blocksize - 12)
 	DotDotNameLen  uint8      // 0x12 dotdot.name_len (2)
 	DotDotFileType uint8      // 0x13 dotdot.file_type
-	DotDotName     [4]byte    // 0x14 "..\0\0"
+	DotDotName     [4]byte    // 0x14 dotdot.name "..\0\0"
 	Info           DxRootInfo // 0x18 info
 }
 

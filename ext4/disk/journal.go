@@ -19,29 +19,29 @@ const (
 // recognise a journal and report its geometry and features; replay is the
 // journal package's business. Kernel doc: "Journal (jbd2)".
 type JournalSuperblock struct {
-	Magic           uint32   // 0x00 h_magic
-	BlockType       uint32   // 0x04 h_blocktype (3 or 4)
-	HSequence       uint32   // 0x08 h_sequence
-	BlockSize       uint32   // 0x0C s_blocksize
-	MaxLen          uint32   // 0x10 s_maxlen: journal length in blocks
-	First           uint32   // 0x14 s_first: first log block
-	Sequence        uint32   // 0x18 s_sequence: first expected commit id
-	Start           uint32   // 0x1C s_start: first log block of the log; 0 = clean
-	Errno           int32    // 0x20 s_errno
-	FeatureCompat   uint32   // 0x24 s_feature_compat (v2)
-	FeatureIncompat uint32   // 0x28 s_feature_incompat (v2)
-	FeatureRoCompat uint32   // 0x2C s_feature_ro_compat (v2)
-	UUID            [16]byte // 0x30 s_uuid
-	NrUsers         uint32   // 0x40 s_nr_users
-	DynSuper        uint32   // 0x44 s_dynsuper
-	MaxTransaction  uint32   // 0x48 s_max_transaction
-	MaxTransData    uint32   // 0x4C s_max_trans_data
-	ChecksumType    uint8    // 0x50 s_checksum_type
-	Padding2        [3]byte  // 0x51 s_padding2
-	NumFCBlocks     uint32   // 0x54 s_num_fc_blks
-	Head            uint32   // 0x58 s_head
-	Padding         [40]uint32
-	Checksum        uint32 // 0xFC s_checksum
+	Magic           uint32     // 0x00 h_magic
+	BlockType       uint32     // 0x04 h_blocktype (3 or 4)
+	HSequence       uint32     // 0x08 h_sequence
+	BlockSize       uint32     // 0x0C s_blocksize
+	MaxLen          uint32     // 0x10 s_maxlen: journal length in blocks
+	First           uint32     // 0x14 s_first: first log block
+	Sequence        uint32     // 0x18 s_sequence: first expected commit id
+	Start           uint32     // 0x1C s_start: first log block of the log; 0 = clean
+	Errno           int32      // 0x20 s_errno
+	FeatureCompat   uint32     // 0x24 s_feature_compat (v2)
+	FeatureIncompat uint32     // 0x28 s_feature_incompat (v2)
+	FeatureRoCompat uint32     // 0x2C s_feature_ro_compat (v2)
+	UUID            [16]byte   // 0x30 s_uuid
+	NrUsers         uint32     // 0x40 s_nr_users
+	DynSuper        uint32     // 0x44 s_dynsuper
+	MaxTransaction  uint32     // 0x48 s_max_transaction
+	MaxTransData    uint32     // 0x4C s_max_trans_data
+	ChecksumType    uint8      // 0x50 s_checksum_type
+	Padding2        [3]byte    // 0x51 s_padding2
+	NumFCBlocks     uint32     // 0x54 s_num_fc_blks
+	Head            uint32     // 0x58 s_head
+	Padding         [40]uint32 // 0x5C s_padding
+	Checksum        uint32     // 0xFC s_checksum
 }
 
 // DecodeJournalSuperblock decodes the first 256 bytes of a journal
