@@ -271,7 +271,13 @@ func (fs *FS) computeStatfs() {
 	}
 	blocks := fs.nblocks - min(overhead, fs.nblocks)
 	freeBlocks = min(freeBlocks, blocks)
+	// The kernel also holds back s_resv_clusters (2% of the filesystem, at
+	// most 4096 clusters, on extent filesystems) from unprivileged users.
 	rsv := sb.RBlocksCount()
+	if fs.features.extents {
+		clusterShift := uint(bits.TrailingZeros(uint(sb.ClusterSize()))) - fs.bshift
+		rsv += min((fs.nblocks>>clusterShift)/50, 4096) << clusterShift
+	}
 	avail := uint64(0)
 	if freeBlocks > rsv {
 		avail = freeBlocks - rsv

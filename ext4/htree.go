@@ -88,8 +88,11 @@ func (fs *FS) dxLookup(in *Inode, name []byte) (Ino, error) {
 			return ino, err
 		}
 		next, ok, err := fs.dxNextLeaf(in, frames, nblocks)
-		if err != nil || !ok {
+		if err != nil {
 			return 0, err
+		}
+		if !ok {
+			break
 		}
 		// A hash collision spills into the next leaf only if its range
 		// starts with the same hash (low bit = continuation flag).

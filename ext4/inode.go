@@ -39,9 +39,17 @@ func (in *Inode) Rdev() uint32 {
 	return in.raw.Rdev()
 }
 
-// Blocks512 is the number of 512-byte sectors charged to the inode
-// (huge_file aware), as st_blocks reports.
-func (in *Inode) Blocks512() uint64 { return in.blocks512 }
+// Blocks512 is st_blocks as the kernel's stat reports it: the 512-byte
+// sectors charged to the inode (huge_file aware), plus, for inline-data
+// regular files, the sectors their inline bytes would take, which the
+// kernel's ext4_file_getattr adds so archivers do not take such files for
+// entirely sparse ones.
+func (in *Inode) Blocks512() uint64 {
+	if in.IsReg() && in.hasFlag(disk.InlineDataFL) {
+		return in.blocks512 + (in.Size+511)>>9
+	}
+	return in.blocks512
+}
 
 // IsDir reports a directory.
 func (in *Inode) IsDir() bool { return in.Mode&sIFMT == sIFDIR }
