@@ -199,3 +199,27 @@ func TestInodeChecksumImages(t *testing.T) {
 		})
 	}
 }
+
+func TestJournalSuperblockImages(t *testing.T) {
+	n := 0
+	for _, name := range imageNames() {
+		fs := loadImage(t, name)
+		if !fs.sb.HasCompat(CompatHasJournal) {
+			continue
+		}
+		n++
+		in := fs.inode(t, JournalIno)
+		blocks := fs.mapBlocks(t, JournalIno, in)
+		j, err := DecodeJournalSuperblock(fs.block(blocks[0]))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if int(j.BlockSize) != fs.sb.BlockSize() || int(j.MaxLen) != len(blocks) || j.NeedsRecovery() {
+			t.Errorf("%s: journal block size %d, length %d (inode has %d blocks), start %d",
+				name, j.BlockSize, j.MaxLen, len(blocks), j.Start)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no image has a journal")
+	}
+}
