@@ -1,6 +1,8 @@
 package fuse
 
 import (
+	"sync"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -26,7 +28,9 @@ type Conn interface {
 // read/writev directly: each blocked reader parks one OS thread, which is
 // what the kernel expects of a multi-threaded FUSE server.
 type devConn struct {
-	fd int
+	fd        int
+	closeOnce sync.Once // fd numbers are reused: never close twice
+	closeErr  error
 }
 
 // NewDevConn wraps an open /dev/fuse file descriptor (for callers that
@@ -46,4 +50,7 @@ func (c *devConn) WriteReply(iov [][]byte) error {
 	return err
 }
 
-func (c *devConn) Close() error { return unix.Close(c.fd) }
+func (c *devConn) Close() error {
+	c.closeOnce.Do(func() { c.closeErr = unix.Close(c.fd) })
+	return c.closeErr
+}

@@ -11,7 +11,8 @@
 // # Requests and concurrency
 //
 // A small, elastic set of reader goroutines reads the device; each request
-// then runs on its own goroutine (bounded by Options.MaxInFlight), so
+// then runs on its own goroutine (those with large payloads bounded by
+// Options.MaxLargeRequests), so
 // FileSystem methods must be safe for concurrent use. FORGET, BATCH_FORGET
 // and INTERRUPT are handled inline by the reader. A panic in a method is
 // recovered, logged with its stack, and answered with EIO.

@@ -4,12 +4,17 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/e4box/e4box/fuse"
 	"github.com/e4box/e4box/fuseproto"
@@ -285,5 +290,142 @@ func TestRealMount(t *testing.T) {
 	case <-srv.Done():
 	default:
 		t.Error("Done not closed after Serve returned")
+	}
+}
+
+// mountedAt reports whether dir is a mount point in /proc/self/mountinfo.
+func mountedAt(t *testing.T, dir string) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && f[4] == dir {
+			return true
+		}
+	}
+	return false
+}
+
+func waitServe(t *testing.T, served <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-served:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return")
+		return nil
+	}
+}
+
+// TestRealMountFuseblk mounts as fuseblk on a loop device: the kernel then
+// sends DESTROY at unmount and waits for its reply.
+func TestRealMountFuseblk(t *testing.T) {
+	requireMount(t)
+	if _, err := exec.LookPath("losetup"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("losetup missing under CI")
+		}
+		t.Skip("losetup missing")
+	}
+	img := filepath.Join(t.TempDir(), "img")
+	if err := os.WriteFile(img, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("losetup", "-f", "--show", img).Output()
+	if err != nil {
+		t.Fatalf("losetup: %v", err)
+	}
+	dev := strings.TrimSpace(string(out))
+	t.Cleanup(func() { _ = exec.Command("losetup", "-d", dev).Run() })
+
+	dir := t.TempDir()
+	fs := newTinyFS()
+	srv, err := fuse.Mount(dir, fs, &fuse.Options{FsName: dev, BlockDevice: true, BlockSize: 4096, ReadOnly: true})
+	if err != nil {
+		t.Fatalf("Mount fuseblk: %v", err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	t.Cleanup(func() {
+		if mountedAt(t, dir) {
+			_ = fuse.Unmount(dir, true)
+		}
+	})
+	got, err := os.ReadFile(filepath.Join(dir, "hello"))
+	if err != nil || !bytes.Equal(got, helloData) {
+		t.Fatalf("read hello = %q, %v", got, err)
+	}
+	info, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil || !strings.Contains(string(info), " "+dir+" ") || !strings.Contains(string(info), "fuseblk.e4box "+dev) {
+		t.Errorf("mountinfo lacks fuseblk.e4box %s on %s", dev, dir)
+	}
+	if err := srv.Unmount(); err != nil {
+		t.Fatalf("Unmount: %v", err)
+	}
+	if err := waitServe(t, served); err != nil {
+		t.Errorf("Serve = %v", err)
+	}
+	if !fs.destroyed.Load() {
+		t.Error("Destroy not called")
+	}
+}
+
+// TestRealMountAbort aborts the connection through fusectl: Serve returns
+// ErrAborted and detaches the dead mount.
+func TestRealMountAbort(t *testing.T) {
+	requireMount(t)
+	const ctl = "/sys/fs/fuse/connections"
+	if _, err := os.Stat(ctl + "/"); err != nil {
+		t.Skip("no fusectl directory")
+	}
+	if !mountedAt(t, ctl) {
+		if err := syscall.Mount("fusectl", ctl, "fusectl", 0, ""); err != nil {
+			t.Skipf("cannot mount fusectl: %v", err)
+		}
+		t.Cleanup(func() { _ = syscall.Unmount(ctl, 0) })
+	}
+	dir := t.TempDir()
+	srv, err := fuse.Mount(dir, newTinyFS(), &fuse.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil { // waits for INIT
+		t.Fatal(err)
+	}
+	// fusectl names connections by the kernel's dev_t (major<<20 | minor).
+	conn := uint64(unix.Major(st.Dev))<<20 | uint64(unix.Minor(st.Dev))
+	abort := filepath.Join(ctl, strconv.FormatUint(conn, 10), "abort")
+	if err := os.WriteFile(abort, []byte("1"), 0); err != nil {
+		_ = fuse.Unmount(dir, true)
+		t.Fatalf("abort: %v", err)
+	}
+	if err := waitServe(t, served); !errors.Is(err, fuse.ErrAborted) {
+		t.Errorf("Serve = %v, want ErrAborted", err)
+	}
+	if mountedAt(t, dir) {
+		t.Error("aborted mount still attached")
+		_ = fuse.Unmount(dir, true)
+	}
+}
+
+func TestMountErrors(t *testing.T) {
+	requireMount(t)
+	if _, err := fuse.Mount(filepath.Join(t.TempDir(), "missing"), newTinyFS(), nil); err == nil ||
+		!errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "mountpoint") {
+		t.Errorf("missing mountpoint: %v", err)
+	}
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, nil, 0o600)
+	if _, err := fuse.Mount(file, newTinyFS(), nil); !errors.Is(err, syscall.ENOTDIR) {
+		t.Errorf("file as mountpoint: %v", err)
+	}
+	if _, err := fuse.Mount(t.TempDir(), newTinyFS(), &fuse.Options{BlockDevice: true, FsName: file}); err == nil ||
+		!strings.Contains(err.Error(), "block device") {
+		t.Errorf("fuseblk on a regular file: %v", err)
 	}
 }

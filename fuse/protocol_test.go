@@ -508,45 +508,76 @@ func TestDestroyOnce(t *testing.T) {
 	}
 }
 
-// slowFS counts concurrent Lookups.
+// slowFS counts concurrent Lookups and Writes.
 type slowFS struct {
 	fuse.NotImplemented
-	cur, peak atomic.Int32
+	lookups, writes gauge
 }
 
-func (f *slowFS) Lookup(r *fuse.Request, name []byte, out *fuseproto.EntryOut) syscall.Errno {
-	n := f.cur.Add(1)
+// gauge tracks a current and a peak count.
+type gauge struct{ cur, peak atomic.Int32 }
+
+func (g *gauge) enter() {
+	n := g.cur.Add(1)
 	for {
-		p := f.peak.Load()
-		if n <= p || f.peak.CompareAndSwap(p, n) {
-			break
+		p := g.peak.Load()
+		if n <= p || g.peak.CompareAndSwap(p, n) {
+			return
 		}
 	}
-	time.Sleep(2 * time.Millisecond)
-	f.cur.Add(-1)
+}
+
+func (g *gauge) leave() { g.cur.Add(-1) }
+
+func (f *slowFS) Lookup(r *fuse.Request, name []byte, out *fuseproto.EntryOut) syscall.Errno {
+	f.lookups.enter()
+	defer f.lookups.leave()
+	time.Sleep(5 * time.Millisecond)
 	out.NodeID = uint64(len(name))
 	return 0
 }
 
-func TestConcurrencyBounded(t *testing.T) {
+func (f *slowFS) Write(r *fuse.Request, in *fuseproto.WriteIn, data []byte) (uint32, syscall.Errno) {
+	f.writes.enter()
+	defer f.writes.leave()
+	time.Sleep(2 * time.Millisecond)
+	return uint32(len(data)), 0
+}
+
+// TestConcurrency: requests run concurrently; large ones (WRITE beyond the
+// small-buffer size) are bounded by MaxLargeRequests, small ones are not.
+func TestConcurrency(t *testing.T) {
 	fs := &slowFS{}
-	s := fusetest.Start(t, fs, &fuse.Options{MaxInFlight: 4, MaxReaders: 3})
-	const n = 100
+	s := fusetest.Start(t, fs, &fuse.Options{MaxLargeRequests: 4, MaxReaders: 3})
+	const n = 60
+	data := make([]byte, 16<<10)
 	for i := range n {
 		s.Conn.Feed(fusetest.Request(fuseproto.OpLookup, uint64(0x1000+2*i), 1, fusetest.Name(strings.Repeat("x", 1+i%7))))
+		w := fuseproto.WriteIn{Size: uint32(len(data))}
+		s.Conn.Feed(fusetest.Request(fuseproto.OpWrite, uint64(0x8000+2*i), 5, fusetest.Bytes(&w), data))
 	}
 	for i := range n {
 		m, ok := s.Await(uint64(0x1000+2*i), 20*time.Second)
 		if !ok {
-			t.Fatalf("no reply for request %d", i)
+			t.Fatalf("no reply for lookup %d", i)
 		}
 		h, body := fusetest.Reply(m)
 		if h.Error != 0 || fusetest.Decode[fuseproto.EntryOut](body).NodeID != uint64(1+i%7) {
-			t.Fatalf("request %d: error %d", i, h.Error)
+			t.Fatalf("lookup %d: error %d", i, h.Error)
+		}
+		m, ok = s.Await(uint64(0x8000+2*i), 20*time.Second)
+		if !ok {
+			t.Fatalf("no reply for write %d", i)
+		}
+		if h, body := fusetest.Reply(m); h.Error != 0 || fusetest.Decode[fuseproto.WriteOut](body).Size != uint32(len(data)) {
+			t.Fatalf("write %d: error %d", i, h.Error)
 		}
 	}
-	if p := fs.peak.Load(); p > 4 || p < 2 {
-		t.Errorf("peak concurrency %d, want 2..4", p)
+	if p := fs.writes.peak.Load(); p > 4 || p < 2 {
+		t.Errorf("peak concurrent writes %d, want 2..4", p)
+	}
+	if p := fs.lookups.peak.Load(); p <= 4 {
+		t.Errorf("peak concurrent lookups %d: small requests should not be bounded", p)
 	}
 }
 
@@ -607,5 +638,22 @@ func TestNotify(t *testing.T) {
 		if !bytes.Equal(got, c.want) {
 			t.Errorf("%s:%s\nwant%s", c.name, rowsOf(got), rowsOf(c.want))
 		}
+	}
+}
+
+func TestUnmountOnSignal(t *testing.T) {
+	s := fusetest.Start(t, &goldenFS{}, nil)
+	stop := s.Server.UnmountOnSignal(syscall.SIGUSR1)
+	defer stop()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.Server.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve still running after the signal")
+	}
+	if err := s.Server.Wait(); err != nil {
+		t.Errorf("Serve = %v", err)
 	}
 }

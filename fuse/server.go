@@ -67,8 +67,11 @@ type Options struct {
 
 	// MaxReaders bounds the goroutines reading the device. Default 4.
 	MaxReaders int
-	// MaxInFlight bounds requests being served at once. Default 128.
-	MaxInFlight int
+	// MaxLargeRequests bounds the requests with large payloads (WRITE, big
+	// SETXATTR) being served at once, each holding a max_write buffer.
+	// Other requests are bounded by the kernel and never wait here, so
+	// INTERRUPT and FORGET always get read. Default 64.
+	MaxLargeRequests int
 
 	// Debug logs one line per request and reply at slog.LevelDebug.
 	Debug bool
@@ -102,7 +105,7 @@ const (
 	outStoreWords  = 48   // 384 bytes: largest output struct (StatxOut, 288)
 	maxErrno       = 511  // the kernel rejects replies with error <= -512
 	defaultReaders = 4
-	defaultFlight  = 128
+	defaultLarge   = 64
 )
 
 // Server runs one FUSE session over a Conn.
@@ -121,7 +124,7 @@ type Server struct {
 	bigPool   sync.Pool // *[]byte of bufSize, 8-byte aligned
 	smallPool sync.Pool // *[]byte of smallBufSize, 8-byte aligned
 	callPool  sync.Pool // *call
-	sem       chan struct{}
+	sem       chan struct{} // slots for large requests
 
 	ctx    context.Context // cancelled when serving stops
 	cancel context.CancelFunc
@@ -170,8 +173,8 @@ func NewServer(conn Conn, fs FileSystem, opts *Options) *Server {
 	if o.MaxReaders <= 0 {
 		o.MaxReaders = min(defaultReaders, max(2, runtime.GOMAXPROCS(0)))
 	}
-	if o.MaxInFlight <= 0 {
-		o.MaxInFlight = defaultFlight
+	if o.MaxLargeRequests <= 0 {
+		o.MaxLargeRequests = defaultLarge
 	}
 	s.log = o.Logger
 	if s.log == nil {
@@ -187,7 +190,7 @@ func NewServer(conn Conn, fs FileSystem, opts *Options) *Server {
 	s.bigPool.New = func() any { return alignedBuf(s.bufSize) }
 	s.smallPool.New = func() any { return alignedBuf(smallBufSize) }
 	s.callPool.New = func() any { return new(call) }
-	s.sem = make(chan struct{}, o.MaxInFlight)
+	s.sem = make(chan struct{}, o.MaxLargeRequests)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
 }
@@ -430,7 +433,10 @@ func (s *Server) handle(bufp *[]byte, n int) *[]byte {
 	s.inflight[hdr.Unique] = cancel
 	s.mu.Unlock()
 
-	s.sem <- struct{}{}
+	large := c.big
+	if large {
+		s.sem <- struct{}{}
+	}
 	s.handlerWG.Add(1)
 	go func() {
 		defer s.handlerWG.Done()
@@ -439,7 +445,9 @@ func (s *Server) handle(bufp *[]byte, n int) *[]byte {
 		delete(s.inflight, c.Unique)
 		s.mu.Unlock()
 		c.cancel()
-		<-s.sem
+		if large {
+			<-s.sem
+		}
 		s.putCall(c)
 	}()
 	return next
