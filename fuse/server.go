@@ -121,9 +121,9 @@ type Server struct {
 
 	proto atomic.Pointer[Protocol] // nil until INIT is answered
 
-	bigPool   sync.Pool // *[]byte of bufSize, 8-byte aligned
-	smallPool sync.Pool // *[]byte of smallBufSize, 8-byte aligned
-	callPool  sync.Pool // *call
+	bigPool   sync.Pool     // *[]byte of bufSize, 8-byte aligned
+	smallPool sync.Pool     // *[]byte of smallBufSize, 8-byte aligned
+	callPool  sync.Pool     // *call
 	sem       chan struct{} // slots for large requests
 
 	ctx    context.Context // cancelled when serving stops
