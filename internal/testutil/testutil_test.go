@@ -368,3 +368,46 @@ func TestSizeEstimate(t *testing.T) {
 		t.Errorf("sizeMB(1K)=%d sizeMB(64K)=%d: want >= 96 and growing with block size", small, big)
 	}
 }
+
+// TestFullTree builds the full tree through the kernel, checks that
+// big/ became a multi-level htree and that the image matches the source,
+// the >4 GiB sparse file included.
+func TestFullTree(t *testing.T) {
+	if testing.Short() {
+		t.Skip("full tree takes tens of seconds")
+	}
+	RequireRoot(t)
+	RequireE2fsprogs(t)
+	RequireLoop(t)
+	src := t.TempDir()
+	tree, err := GenTree(src, FullTree(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tree.MaxLink < 3000 {
+		t.Errorf("longest symlink %d bytes, want a ~4000-byte one", tree.MaxLink)
+	}
+	want := snap(t, src)
+	if e := want[PathHugeSparse]; e.Size != HugeSparseSize || e.Blocks*512 > 1<<20 {
+		t.Errorf("huge sparse file: size %d, %d bytes allocated", e.Size, e.Blocks*512)
+	}
+	if n := len(want[PathBigDir].Names); n != 50000 {
+		t.Errorf("big/ has %d names", n)
+	}
+	img := filepath.Join(t.TempDir(), "img")
+	MkfsCopy(t, img, src, Ext4, 0)
+	if out := Debugfs(t, img, "htree_dump /"+PathBigDir); !strings.Contains(out, "Indirect levels: 1") {
+		t.Errorf("big/ is not a two-level htree:\n%.400s", out)
+	}
+	mnt := t.TempDir()
+	LoopMount(t, img, mnt, true)
+	got, err := SnapshotWith(mnt, SnapshotOptions{Layout: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	CompareSnapshots(t, want, got, CopiedTreeOptions())
+	// The image keeps the holes: data regions only around the writes.
+	if l := got[PathHugeSparse].Layout; len(l) < 4 || l[len(l)-1].Off < 4<<30 {
+		t.Errorf("huge sparse file layout in the image: %s", fmtRegions(l))
+	}
+}
