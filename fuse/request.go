@@ -6,7 +6,8 @@ import (
 	"github.com/e4box/e4box/fuseproto"
 )
 
-// Request describes one kernel request to a FileSystem method.
+// Request describes one kernel request to a FileSystem method. It is valid
+// only until the method returns; the runtime reuses it afterwards.
 type Request struct {
 	// Ctx is cancelled when the kernel interrupts the request (the caller
 	// got a signal) or the session shuts down. Long operations should

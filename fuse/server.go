@@ -331,7 +331,6 @@ type call struct {
 	info   opInfo
 	bufp   *[]byte // request bytes (big or small pool)
 	big    bool
-	body   []byte // after the header, extensions stripped
 	arg    unsafe.Pointer
 	names  [2][]byte
 	data   []byte
@@ -464,7 +463,6 @@ func (s *Server) parse(c *call, body []byte, extlen uint16) syscall.Errno {
 		}
 		body = body[:len(body)-ext]
 	}
-	c.body = body
 	info := &c.info
 	// wire is how many bytes of the fixed struct this kernel sends: the
 	// full struct, or a compat prefix (SETXATTR without SETXATTR_EXT,

@@ -82,6 +82,11 @@ func (c *Conn) WriteReply(iov [][]byte) error {
 		msg = append(msg, v...)
 	}
 	select {
+	case <-c.closed: // checked first: select picks randomly among ready cases
+		return syscall.ENODEV
+	default:
+	}
+	select {
 	case c.replies <- msg:
 		return nil
 	case <-c.closed:
