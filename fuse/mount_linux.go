@@ -97,6 +97,9 @@ func mountDirect(dir string, o *Options, maxRead int, rootType uint32) (int, err
 	if o.ReadOnly {
 		flags |= unix.MS_RDONLY
 	}
+	if o.NoExec {
+		flags |= unix.MS_NOEXEC
+	}
 	if err := unix.Mount(o.FsName, dir, fstype, flags, strings.Join(data, ",")); err != nil {
 		unix.Close(fd)
 		return -1, mountError(dir, fstype, err)
@@ -146,6 +149,9 @@ func mountFusermount(dir string, o *Options, maxRead int) (int, error) {
 		commonOptions(o, maxRead)...)
 	if o.ReadOnly {
 		opt = append(opt, "ro")
+	}
+	if o.NoExec {
+		opt = append(opt, "noexec")
 	}
 	if o.BlockDevice {
 		opt = append(opt, "blkdev")

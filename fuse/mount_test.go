@@ -212,7 +212,7 @@ func TestRealMount(t *testing.T) {
 	requireMount(t)
 	dir := t.TempDir()
 	fs := newTinyFS()
-	srv, err := fuse.Mount(dir, fs, &fuse.Options{FsName: "tinyfs", ReadOnly: true, Debug: os.Getenv("FUSE_DEBUG") != ""})
+	srv, err := fuse.Mount(dir, fs, &fuse.Options{FsName: "tinyfs", ReadOnly: true, NoExec: true, Debug: os.Getenv("FUSE_DEBUG") != ""})
 	if err != nil {
 		t.Fatalf("Mount: %v", err)
 	}
@@ -270,6 +270,14 @@ func TestRealMount(t *testing.T) {
 	if p := srv.Protocol(); p == nil || p.Minor < 12 || !p.Has(fuseproto.InitMaxPages) {
 		t.Errorf("negotiated protocol = %+v", p)
 	}
+	select {
+	case <-srv.Ready():
+	default:
+		t.Error("Ready not closed after INIT")
+	}
+	if opts := mountOptions(t, dir); !strings.Contains(opts, "ro,nosuid,nodev,noexec") || !strings.Contains(opts, "fuse.e4box tinyfs") {
+		t.Errorf("mount options %q", opts)
+	}
 
 	if err := srv.Unmount(); err != nil {
 		t.Fatalf("Unmount: %v", err)
@@ -306,6 +314,21 @@ func mountedAt(t *testing.T, dir string) bool {
 		}
 	}
 	return false
+}
+
+// mountOptions returns dir's mountinfo line.
+func mountOptions(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && f[4] == dir {
+			return line
+		}
+	}
+	return ""
 }
 
 func waitServe(t *testing.T, served <-chan error) error {

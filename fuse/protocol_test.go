@@ -166,6 +166,29 @@ func TestInitNegotiation(t *testing.T) {
 	}
 }
 
+func TestReady(t *testing.T) {
+	s := fusetest.StartNoInit(t, &goldenFS{}, nil)
+	select {
+	case <-s.Server.Ready():
+		t.Fatal("Ready before INIT")
+	default:
+	}
+	bad := fuseproto.InitIn{Major: 7, Minor: 5}
+	s.Init(&bad)
+	select {
+	case <-s.Server.Ready():
+		t.Fatal("Ready after a refused INIT")
+	default:
+	}
+
+	s = fusetest.Start(t, &goldenFS{}, nil)
+	select {
+	case <-s.Server.Ready():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Ready not closed after INIT")
+	}
+}
+
 func TestInitNewerMajor(t *testing.T) {
 	s := fusetest.StartNoInit(t, &goldenFS{}, nil)
 	h, body := initReply(t, s, fusetest.Bytes(&fuseproto.InitIn{Major: 8, Minor: 1}))

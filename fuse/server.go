@@ -39,6 +39,9 @@ type Options struct {
 	// BlockSize is fuseblk's blksize= option (0: kernel default).
 	BlockSize int
 	ReadOnly  bool
+	// NoExec forbids executing files from the mount (MS_NOEXEC). nosuid
+	// and nodev are always set: the image is untrusted.
+	NoExec bool
 	// AllowOther lets users other than the mounter access the mount.
 	AllowOther bool
 	// DefaultPermissions makes the kernel check permissions from the
@@ -141,13 +144,16 @@ type Server struct {
 	readerWG    sync.WaitGroup
 	handlerWG   sync.WaitGroup
 	destroyOnce sync.Once
+	readyOnce   sync.Once
+	ready       chan struct{} // closed once INIT has been answered
 	done        chan struct{}
 	serveErr    error // valid once done is closed
 }
 
 // NewServer prepares a session of fs over conn; call Serve to run it.
 func NewServer(conn Conn, fs FileSystem, opts *Options) *Server {
-	s := &Server{fs: fs, conn: conn, done: make(chan struct{}), inflight: map[uint64]context.CancelFunc{}}
+	s := &Server{fs: fs, conn: conn, ready: make(chan struct{}), done: make(chan struct{}),
+		inflight: map[uint64]context.CancelFunc{}}
 	if opts != nil {
 		s.opts = *opts
 	}
@@ -209,6 +215,10 @@ func (s *Server) Protocol() *Protocol { return s.proto.Load() }
 // Mountpoint returns the directory the session is mounted on ("" when the
 // Server runs on a bare Conn).
 func (s *Server) Mountpoint() string { return s.mountpoint }
+
+// Ready is closed once the kernel's INIT has been answered successfully:
+// from then on the mount is live.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
 
 // Done is closed when Serve has returned.
 func (s *Server) Done() <-chan struct{} { return s.done }
@@ -421,6 +431,9 @@ func (s *Server) handle(bufp *[]byte, n int) *[]byte {
 		// FORGET, BATCH_FORGET, INTERRUPT, INIT, NOTIFY_REPLY: quick and
 		// ordered, served on the reader goroutine.
 		s.run(c)
+		if c.Opcode == fuseproto.OpInit && s.proto.Load() != nil {
+			s.readyOnce.Do(func() { close(s.ready) })
+		}
 		s.putCall(c)
 		return next
 	}
