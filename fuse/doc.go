@@ -8,15 +8,41 @@
 // fusetest provides an in-memory Conn so the protocol can be tested without
 // a kernel.
 //
+// # Usage
+//
+//	srv, err := fuse.Mount(dir, fs, &fuse.Options{FsName: image, ReadOnly: true})
+//	if err != nil { ... }
+//	stop := srv.UnmountOnSignal() // SIGINT/SIGTERM unmount, so Serve returns
+//	defer stop()
+//	err = srv.Serve() // until unmount (nil), abort (ErrAborted) or failure
+//
+// Mount uses mount(2) as root and fusermount3 otherwise. Serve may run on
+// another goroutine; Ready is closed once INIT is answered, Done when Serve
+// has returned.
+//
 // # Requests and concurrency
 //
-// A small, elastic set of reader goroutines reads the device; each request
-// then runs on its own goroutine (those with large payloads bounded by
-// Options.MaxLargeRequests), so
-// FileSystem methods must be safe for concurrent use. FORGET, BATCH_FORGET
-// and INTERRUPT are handled inline by the reader. A panic in a method is
-// recovered, logged with its stack, and answered with EIO.
+// A small, elastic set of reader goroutines (Options.MaxReaders) reads the
+// device; when the last idle reader takes a request it starts another, so
+// INTERRUPT and FORGET are always read promptly. Each request then runs on
+// its own goroutine, so FileSystem methods must be safe for concurrent use;
+// requests with large payloads (WRITE) are bounded by
+// Options.MaxLargeRequests because each holds a max_write buffer. FORGET,
+// BATCH_FORGET, INTERRUPT and INIT are handled inline by the reader.
 //
-// Lock order: Server.mu (interrupt table, lifecycle) is a leaf lock; no
-// FileSystem method is called with it held.
+// Every request is length-checked against its table record before any
+// field is read: short or inconsistent requests get EIO, unknown opcodes
+// ENOSYS. A panic in a method is recovered, logged with its stack, and
+// answered with EIO. INTERRUPT cancels the request's Request.Ctx.
+//
+// # Shutdown
+//
+// Serve returns after the kernel reports the unmount (ENODEV), the
+// connection is aborted (ECONNABORTED; the dead mount is then detached), or
+// INIT fails. It cancels requests still running, waits for them, calls
+// FileSystem.Destroy once (if DESTROY did not already) and closes the
+// device.
+//
+// Lock order: Server.mu (interrupt table, reader counts, lifecycle) is a
+// leaf lock; no FileSystem method is called with it held.
 package fuse
