@@ -228,6 +228,12 @@ func unmount(dir string, lazy bool) error {
 		}
 		return nil
 	}
+	return unmountFusermount(dir, lazy)
+}
+
+// unmountFusermount runs fusermount -u [-z], which unmounts FUSE mounts
+// the calling user made.
+func unmountFusermount(dir string, lazy bool) error {
 	bin, err := fusermountPath()
 	if err != nil {
 		return err
