@@ -275,12 +275,6 @@ func (s *Server) stop(err error) {
 	s.mu.Unlock()
 }
 
-func (s *Server) isStopped() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stopped
-}
-
 // readLoop is one reader goroutine. When it takes a request while no other
 // reader is idle, it starts another (up to MaxReaders) so the device is
 // always being read: that keeps INTERRUPT and FORGET flowing while requests
