@@ -11,8 +11,8 @@ import (
 type nullConn struct{}
 
 func (nullConn) ReadRequest([]byte) (int, error) { return 0, syscall.ENODEV }
-func (nullConn) WriteReply([][]byte) error      { return nil }
-func (nullConn) Close() error                   { return nil }
+func (nullConn) WriteReply([][]byte) error       { return nil }
+func (nullConn) Close() error                    { return nil }
 
 type benchFS struct{ NotImplemented }
 
