@@ -31,14 +31,20 @@ var imageSpecs = map[string][]string{
 }
 
 var images struct {
-	once sync.Once
-	dir  string
-	err  error
+	once     sync.Once
+	dir      string
+	err      error
+	borrowed bool // dir was built by a parent process (fuzz coordinator)
 }
+
+// imagesEnv passes the image directory to fuzz worker processes, which
+// inherit the coordinator's environment and would otherwise spend their
+// whole -fuzztime rebuilding the images.
+const imagesEnv = "E4BOX_DISK_TEST_IMAGES"
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if images.dir != "" {
+	if images.dir != "" && !images.borrowed {
 		os.RemoveAll(images.dir)
 	}
 	os.Exit(code)
@@ -207,7 +213,19 @@ func imagePath(t testing.TB, name string) string {
 		}
 		t.Skip("needs root")
 	}
-	images.once.Do(func() { images.dir, images.err = buildImages() })
+	images.once.Do(func() {
+		if d := os.Getenv(imagesEnv); d != "" {
+			if _, err := os.Stat(filepath.Join(d, "done")); err == nil {
+				images.dir, images.borrowed = d, true
+				return
+			}
+		}
+		images.dir, images.err = buildImages()
+		if images.err == nil {
+			images.err = os.WriteFile(filepath.Join(images.dir, "done"), nil, 0o644)
+			os.Setenv(imagesEnv, images.dir)
+		}
+	})
 	if images.err != nil {
 		t.Fatal(images.err)
 	}

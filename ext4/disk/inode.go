@@ -115,6 +115,9 @@ const (
 	inodeExtraIsizeOff = 0x80
 )
 
+// validInodeSize accepts the record sizes a superblock may declare.
+func validInodeSize(n int) bool { return n >= GoodOldInodeSize && n&(n-1) == 0 }
+
 // DecodeInode decodes an inode record (s_inode_size bytes; b must be exactly
 // the record). i_extra_isize is validated against the record size: it must be
 // 4-aligned and leave the record, as the kernel requires.
@@ -129,8 +132,8 @@ func DecodeInode(b []byte) (*Inode, error) {
 // Decode is DecodeInode into an existing struct (avoiding an allocation).
 // On error the struct's contents are unspecified.
 func (in *Inode) Decode(b []byte) error {
-	if len(b) < GoodOldInodeSize {
-		return corrupt(inodeStruct, 0, "record is %d bytes, want at least %d", len(b), GoodOldInodeSize)
+	if !validInodeSize(len(b)) {
+		return corrupt(inodeStruct, 0, "record is %d bytes, want a power of two >= %d", len(b), GoodOldInodeSize)
 	}
 	le := binary.LittleEndian
 	in.Mode = le.Uint16(b[0x00:])
@@ -163,9 +166,6 @@ func (in *Inode) Decode(b []byte) error {
 	in.CrtimeRaw, in.CrtimeExtra, in.VersionHi, in.Projid = 0, 0, 0, 0
 	if len(b) == GoodOldInodeSize {
 		return nil
-	}
-	if len(b) < GoodOldInodeSize+2 {
-		return corrupt(inodeStruct, inodeExtraIsizeOff, "record size %d cannot hold i_extra_isize", len(b))
 	}
 	extra := int(le.Uint16(b[inodeExtraIsizeOff:]))
 	if extra&3 != 0 || GoodOldInodeSize+extra > len(b) {
@@ -502,7 +502,7 @@ func InodeCsumSeed(fsSeed uint32, ino uint32, generation uint32) uint32 {
 // i_extra_isize covers it) i_checksum_hi replaced by zeros. hasHi tells
 // whether the stored checksum has its hi half.
 func inodeChecksum(fsSeed, ino uint32, rec []byte) (sum uint32, hasHi bool, err error) {
-	if len(rec) < GoodOldInodeSize {
+	if !validInodeSize(len(rec)) {
 		return 0, false, corrupt(inodeStruct, 0, "record is %d bytes", len(rec))
 	}
 	gen := binary.LittleEndian.Uint32(rec[0x64:])
@@ -511,9 +511,6 @@ func inodeChecksum(fsSeed, ino uint32, rec []byte) (sum uint32, hasHi bool, err 
 	c = crc.Crc32c(c, zero[:])
 	c = crc.Crc32c(c, rec[inodeChecksumLoOff+2:GoodOldInodeSize])
 	if len(rec) > GoodOldInodeSize {
-		if len(rec) < inodeChecksumHiOff+2 {
-			return 0, false, corrupt(inodeStruct, inodeExtraIsizeOff, "record size %d invalid", len(rec))
-		}
 		extra := int(binary.LittleEndian.Uint16(rec[inodeExtraIsizeOff:]))
 		hasHi = GoodOldInodeSize+extra >= inodeChecksumHiOff+2
 		c = crc.Crc32c(c, rec[GoodOldInodeSize:inodeChecksumHiOff])

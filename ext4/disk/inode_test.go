@@ -70,7 +70,7 @@ func TestInodeExtraIsize(t *testing.T) {
 	}{
 		{128, 0, true}, {256, 0, true}, {256, 4, true}, {256, 32, true}, {256, 128, true},
 		{256, 2, false}, {256, 30, false}, {256, 132, false}, {160, 36, false}, {1024, 896, true},
-		{100, 0, false}, {129, 0, false},
+		{100, 0, false}, {129, 0, false}, {130, 0, false}, {192, 0, false},
 	} {
 		_, err := DecodeInode(inodeRecord(c.size, c.extra))
 		if (err == nil) != c.ok {
