@@ -48,45 +48,53 @@ func (fs *FS) dirBlocks(in *Inode) (uint64, error) {
 	return n, nil
 }
 
+// dirBlk is one directory block as dirBlock returns it.
+type dirBlk struct {
+	data []byte // private copy; nil for a hole
+	pblk PBlk
+	dx   bool   // an htree index block (root or interior node)
+	hole uint64 // for a hole: blocks until the next mapped block
+}
+
 // dirBlock reads logical block lblk of a directory through the buffer
-// cache and returns a private copy (nil for a hole, which the kernel's
-// readdir skips). Leaf blocks have their checksum tail verified; htree
-// index blocks (which have a different tail) are verified by their readers
-// and reported with dx=true.
-func (fs *FS) dirBlock(in *Inode, lblk uint64) (data []byte, pblk PBlk, dx bool, err error) {
+// cache and returns a private copy, or a hole (which the kernel's readdir
+// skips; its length lets callers skip it whole). Leaf blocks have their
+// checksum tail verified; htree index blocks (which have a different tail)
+// get theirs verified here too and are reported with dx set.
+func (fs *FS) dirBlock(in *Inode, lblk uint64) (dirBlk, error) {
 	bm, err := fs.mapBlock(in, lblk)
 	if err != nil {
-		return nil, 0, false, err
+		return dirBlk{}, err
 	}
 	if bm.kind != MapMapped {
-		return nil, 0, false, nil
+		return dirBlk{hole: bm.n}, nil
 	}
 	b, err := fs.readBlock(bm.pblk, "directory block", in.Ino)
 	if err != nil {
-		return nil, 0, false, err
+		return dirBlk{}, err
 	}
-	data = append([]byte(nil), b.Data...)
+	d := dirBlk{data: append([]byte(nil), b.Data...), pblk: bm.pblk}
 	fs.cache.Put(b)
 	// Like the kernel's __ext4_read_dirblock: in an indexed directory,
 	// block 0 and blocks holding a single empty entry spanning the block
 	// are index blocks.
 	if fs.isDx(in) {
-		first, _, ferr := disk.DecodeDirEntry(data, fs.bsize)
+		first, _, ferr := disk.DecodeDirEntry(d.data, fs.bsize)
 		if lblk == 0 || ferr == nil && first.Inode == 0 && disk.RecLenFromDisk(first.RecLen, fs.bsize) == fs.bsize {
-			dx = true
+			d.dx = true
 		}
 	}
 	if fs.csum {
-		if dx {
-			err = disk.VerifyDxChecksum(fs.inodeSeed(in), data)
+		if d.dx {
+			err = disk.VerifyDxChecksum(fs.inodeSeed(in), d.data)
 		} else {
-			err = disk.VerifyDirBlockChecksum(fs.inodeSeed(in), data)
+			err = disk.VerifyDirBlockChecksum(fs.inodeSeed(in), d.data)
 		}
 		if err != nil {
-			return nil, 0, false, fs.corrupt("directory block", in.Ino, bm.pblk, err)
+			return dirBlk{}, fs.corrupt("directory block", in.Ino, bm.pblk, err)
 		}
 	}
-	return data, bm.pblk, dx, nil
+	return d, nil
 }
 
 // checkDirent applies the checks beyond disk.DecodeDirEntry's that need
@@ -165,12 +173,16 @@ func (fs *FS) ReadDir(dir Ino, cookie uint64, fn func(e DirEntry) bool) error {
 	}
 	mask := uint64(fs.bsize - 1)
 	for lblk := cookie >> fs.bshift; lblk < n; lblk++ {
-		data, pblk, dx, err := fs.dirBlock(in, lblk)
+		d, err := fs.dirBlock(in, lblk)
 		if err != nil {
 			return err
 		}
-		if data == nil || dx && lblk != 0 {
-			continue // holes and interior index blocks hold no entries
+		if d.data == nil {
+			lblk += d.hole - 1 // holes hold no entries
+			continue
+		}
+		if d.dx && lblk != 0 {
+			continue // nor do interior index blocks
 		}
 		// Block 0 of an indexed directory parses as "." and a ".." whose
 		// rec_len covers the index, so the plain walk is right for it too.
@@ -178,7 +190,7 @@ func (fs *FS) ReadDir(dir Ino, cookie uint64, fn func(e DirEntry) bool) error {
 		if lblk == cookie>>fs.bshift {
 			from = int(cookie & mask)
 		}
-		more, err := fs.walkBlock(in, pblk, data, fs.bsize, lblk<<fs.bshift, from, emit)
+		more, err := fs.walkBlock(in, d.pblk, d.data, fs.bsize, lblk<<fs.bshift, from, emit)
 		if err != nil || !more {
 			return err
 		}
@@ -298,14 +310,18 @@ func (fs *FS) lookupLinear(in *Inode, name []byte) (Ino, error) {
 		n = min(n, 1)
 	}
 	for lblk := uint64(0); lblk < n; lblk++ {
-		data, pblk, dx, err := fs.dirBlock(in, lblk)
+		d, err := fs.dirBlock(in, lblk)
 		if err != nil {
 			return 0, err
 		}
-		if data == nil || dx && lblk != 0 {
+		if d.data == nil {
+			lblk += d.hole - 1
 			continue
 		}
-		if ino, err := fs.searchEntries(in, pblk, data, fs.bsize, name); ino != 0 || err != nil {
+		if d.dx && lblk != 0 {
+			continue
+		}
+		if ino, err := fs.searchEntries(in, d.pblk, d.data, fs.bsize, name); ino != 0 || err != nil {
 			return ino, err
 		}
 	}

@@ -23,14 +23,15 @@ func (fs *FS) dxLookup(in *Inode, name []byte) (Ino, error) {
 	if err != nil {
 		return 0, err
 	}
-	data, pblk, _, err := fs.dirBlock(in, 0)
+	d, err := fs.dirBlock(in, 0)
 	if err != nil {
 		return 0, err
 	}
-	if data == nil {
+	if d.data == nil {
 		return 0, fs.corruptf("htree root", in.Ino, 0, "directory block 0 is a hole")
 	}
-	root, err := disk.DecodeDxRoot(data, fs.csum)
+	pblk := d.pblk
+	root, err := disk.DecodeDxRoot(d.data, fs.csum)
 	if err != nil {
 		return 0, fs.corrupt("htree root", in.Ino, pblk, err)
 	}
@@ -76,14 +77,14 @@ func (fs *FS) dxLookup(in *Inode, name []byte) (Ino, error) {
 		if lblk >= nblocks {
 			return 0, fs.corruptf("htree index", in.Ino, 0, "leaf block %d beyond %d", lblk, nblocks)
 		}
-		data, pblk, dx, err := fs.dirBlock(in, lblk)
+		d, err := fs.dirBlock(in, lblk)
 		if err != nil {
 			return 0, err
 		}
-		if data == nil || dx {
-			return 0, fs.corruptf("htree leaf", in.Ino, pblk, "logical block %d is not a leaf", lblk)
+		if d.data == nil || d.dx {
+			return 0, fs.corruptf("htree leaf", in.Ino, d.pblk, "logical block %d is not a leaf", lblk)
 		}
-		ino, err := fs.searchEntries(in, pblk, data, fs.bsize, name)
+		ino, err := fs.searchEntries(in, d.pblk, d.data, fs.bsize, name)
 		if ino != 0 || err != nil {
 			return ino, err
 		}
@@ -109,16 +110,16 @@ func (fs *FS) dxChild(in *Inode, blk uint32, nblocks uint64) (*disk.DxNode, erro
 	if lblk == 0 || lblk >= nblocks {
 		return nil, fs.corruptf("htree index", in.Ino, 0, "index block %d invalid (directory has %d)", lblk, nblocks)
 	}
-	data, pblk, dx, err := fs.dirBlock(in, lblk)
+	d, err := fs.dirBlock(in, lblk)
 	if err != nil {
 		return nil, err
 	}
-	if data == nil || !dx {
-		return nil, fs.corruptf("htree index", in.Ino, pblk, "logical block %d is not an index node", lblk)
+	if d.data == nil || !d.dx {
+		return nil, fs.corruptf("htree index", in.Ino, d.pblk, "logical block %d is not an index node", lblk)
 	}
-	n, err := disk.DecodeDxNode(data, fs.csum)
+	n, err := disk.DecodeDxNode(d.data, fs.csum)
 	if err != nil {
-		return nil, fs.corrupt("htree node", in.Ino, pblk, err)
+		return nil, fs.corrupt("htree node", in.Ino, d.pblk, err)
 	}
 	return n, nil
 }
