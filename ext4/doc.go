@@ -15,7 +15,8 @@
 // File data never passes through the buffer cache: ReadAt maps the range
 // with Map and reads the device directly. Only metadata blocks (group
 // descriptors, inode tables, extent and indirect blocks, directory blocks,
-// xattr blocks, slow-symlink blocks) are cached.
+// xattr blocks) are cached; slow-symlink targets and EA-inode values are
+// read like file data.
 //
 // # Errors
 //

@@ -187,6 +187,9 @@ type variant struct {
 	mkfs    []string // extra mke2fs arguments
 	hashAlg string   // if set, the default hash version before e2fsck -D
 	noMount bool     // the kernel cannot mount it here: compare with the source tree
+	// bigXattr, if set, is added with debugfs after mkfs: a value too large
+	// for an xattr block, which ea_inode stores in an inode of its own.
+	bigXattr bool
 }
 
 var variants = []variant{
@@ -201,6 +204,7 @@ var variants = []variant{
 	{name: "ext3-legacy", mkfs: []string{"-t", "ext3"}, hashAlg: "legacy"},
 	{name: "ext2", mkfs: []string{"-t", "ext2"}},
 	{name: "ext4-64k", mkfs: []string{"-t", "ext4", "-b", "65536"}},
+	{name: "ext4-eainode", mkfs: []string{"-t", "ext4", "-O", "ea_inode"}, bigXattr: true},
 }
 
 // imageCache builds each variant's image once per test binary run.
@@ -241,6 +245,14 @@ func image(t *testing.T, v variant) (img, src string, spec treeSpec) {
 	cmd.Env = append(os.Environ(), "MKE2FS_DEVICE_SECTSIZE=512", "E2FSPROGS_FAKE_TIME=1700000000")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("mkfs.ext4 %v: %v\n%s", args, err, out)
+	}
+	if v.bigXattr {
+		val := filepath.Join(c.dir, "bigxattr")
+		r := rand.New(rand.NewPCG(9, 9))
+		if err := os.WriteFile(val, randBytes(r, 8000), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		run(t, "debugfs", "-w", "-R", "ea_set -f "+val+" /f4096 user.huge", img)
 	}
 	if v.hashAlg != "" {
 		run(t, "debugfs", "-w", "-R", "ssv def_hash_version "+v.hashAlg, img)
