@@ -269,6 +269,13 @@ func (fs *FS) computeStatfs() {
 			overhead += j.Size >> fs.bshift
 		}
 	}
+	// Descriptor free counts and s_overhead_clusters are in clusters
+	// (bigalloc); statfs reports blocks, like the kernel's EXT4_C2B.
+	ratio := uint64(sb.ClusterSize() / fs.bsize)
+	freeBlocks *= ratio
+	if sb.OverheadClusters != 0 {
+		overhead *= ratio
+	}
 	blocks := fs.nblocks - min(overhead, fs.nblocks)
 	freeBlocks = min(freeBlocks, blocks)
 	// The kernel also holds back s_resv_clusters (2% of the filesystem, at
