@@ -251,12 +251,21 @@ func TestE2EFullTree(t *testing.T) {
 	}
 	requireE2E(t)
 	v := testutil.Ext4
+	start := time.Now()
+	lap := func(what string) {
+		t.Logf("%s: %v", what, time.Since(start).Round(time.Millisecond))
+		start = time.Now()
+	}
 	src, srcSnap := buildTree(t, testutil.FullTree().ForBlockSize(v.BlockSize))
+	lap("generate and snapshot the tree")
 	img := filepath.Join(t.TempDir(), "img")
 	testutil.MkfsCopy(t, img, src, v, 0)
+	lap("build the image")
 
 	kernel, noLayout := kernelSnapshot(t, img)
+	lap("kernel snapshot")
 	ours := e4boxSnapshot(t, img)
+	lap("e4box snapshot")
 	dropLayout(ours, noLayout)
 	testutil.CompareSnapshots(t, kernel, ours, exactOptions())
 	// Through the kernel copy, times keep their nanoseconds; ctime and

@@ -82,6 +82,11 @@ func (s *Server) ReadLink(r *fuse.Request) ([]byte, syscall.Errno) {
 // Open admits read-only opens. On a read-only mount the kernel refuses
 // writable opens itself (EROFS, like any ro filesystem); answering the
 // same here keeps a misconfigured rw mount honest.
+//
+// A read-only server has no per-open state, so when the kernel supports
+// it Open answers ENOSYS: the kernel then stops sending OPEN and RELEASE
+// altogether and treats every open as FOPEN_KEEP_CACHE, saving two
+// round trips per open(2).
 func (s *Server) Open(r *fuse.Request, in *fuseproto.OpenIn, out *fuseproto.OpenOut) syscall.Errno {
 	if s.opts.ReadOnly && (in.Flags&syscall.O_ACCMODE != syscall.O_RDONLY || in.Flags&syscall.O_TRUNC != 0) {
 		return syscall.EROFS
@@ -90,11 +95,19 @@ func (s *Server) Open(r *fuse.Request, in *fuseproto.OpenIn, out *fuseproto.Open
 		return errno
 	}
 	if s.opts.ReadOnly {
+		if kernelHas(r, fuseproto.InitNoOpenSupport) {
+			return syscall.ENOSYS
+		}
 		// Nothing but this server changes the image, so pages the kernel
 		// cached from an earlier open are still valid.
-		out.OpenFlags = fuseproto.FopenKeepCache
+		out.OpenFlags = fuseproto.FopenKeepCache | fuseproto.FopenNoflush
 	}
 	return 0
+}
+
+// kernelHas reports whether the kernel offered capability f at INIT.
+func kernelHas(r *fuse.Request, f fuseproto.InitFlags) bool {
+	return r.Proto != nil && r.Proto.KernelFlags&f == f
 }
 
 func (s *Server) Read(r *fuse.Request, in *fuseproto.ReadIn, buf []byte) ([]byte, syscall.Errno) {
@@ -114,7 +127,14 @@ func (s *Server) Read(r *fuse.Request, in *fuseproto.ReadIn, buf []byte) ([]byte
 
 func (s *Server) Release(r *fuse.Request, in *fuseproto.ReleaseIn) syscall.Errno { return 0 }
 
-func (s *Server) Flush(r *fuse.Request, in *fuseproto.FlushIn) syscall.Errno { return 0 }
+// Flush has nothing to write back on a read-only mount; ENOSYS tells the
+// kernel to stop sending FLUSH on every close(2).
+func (s *Server) Flush(r *fuse.Request, in *fuseproto.FlushIn) syscall.Errno {
+	if s.opts.ReadOnly {
+		return syscall.ENOSYS
+	}
+	return 0
+}
 
 // Lseek answers SEEK_DATA and SEEK_HOLE; the kernel handles the others.
 func (s *Server) Lseek(r *fuse.Request, in *fuseproto.LseekIn, out *fuseproto.LseekOut) syscall.Errno {
@@ -158,6 +178,9 @@ func (s *Server) StatFs(r *fuse.Request, out *fuseproto.StatfsOut) syscall.Errno
 	return 0
 }
 
+// OpenDir has no per-open state either: with the kernel's support it
+// answers ENOSYS, after which the kernel opens directories itself with
+// FOPEN_KEEP_CACHE|FOPEN_CACHE_DIR, keeping listings in its page cache.
 func (s *Server) OpenDir(r *fuse.Request, in *fuseproto.OpenIn, out *fuseproto.OpenOut) syscall.Errno {
 	inode, errno := s.inode(r.NodeID)
 	if errno != 0 {
@@ -167,7 +190,9 @@ func (s *Server) OpenDir(r *fuse.Request, in *fuseproto.OpenIn, out *fuseproto.O
 		return syscall.ENOTDIR
 	}
 	if s.opts.ReadOnly {
-		// Let the kernel keep listings in its page cache across opens.
+		if kernelHas(r, fuseproto.InitNoOpendirSupport) {
+			return syscall.ENOSYS
+		}
 		out.OpenFlags = fuseproto.FopenCacheDir | fuseproto.FopenKeepCache
 	}
 	return 0

@@ -36,6 +36,13 @@ const (
 
 func newProtoFixture(t *testing.T) *protoFixture {
 	t.Helper()
+	return newProtoFixtureWithout(t, 0)
+}
+
+// newProtoFixtureWithout is newProtoFixture with a kernel that does not
+// offer the INIT capabilities in missing.
+func newProtoFixtureWithout(t *testing.T, missing fuseproto.InitFlags) *protoFixture {
+	t.Helper()
 	mkfs := testutil.RequireTool(t, "mkfs.ext4")
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
@@ -73,7 +80,12 @@ func newProtoFixture(t *testing.T) *protoFixture {
 	must(err)
 	t.Cleanup(func() { fsys.Close() })
 	srv := New(fsys, Options{ReadOnly: true})
-	sess := fusetest.Start(t, srv, nil)
+	sess := fusetest.StartNoInit(t, srv, nil)
+	in := fusetest.DefaultInit()
+	in.Flags, in.Flags2 = (in.Flags64() &^ missing).Split()
+	if h, _ := sess.Init(&in); h.Error != 0 {
+		t.Fatalf("INIT: errno %d", -h.Error)
+	}
 	return &protoFixture{t: t, fs: fsys, srv: srv, sess: sess, xattrs: xattrs}
 }
 
@@ -187,14 +199,14 @@ func waitCount(t *testing.T, s *Server, id, want uint64) {
 func TestProtoRead(t *testing.T) {
 	p := newProtoFixture(t)
 	e := p.lookup(1, "hello")
-	open := fusetest.Decode[fuseproto.OpenOut](p.do(fuseproto.OpOpen, e.NodeID, 0,
-		fusetest.Bytes(&fuseproto.OpenIn{Flags: syscall.O_RDONLY})))
-	if open.OpenFlags&fuseproto.FopenKeepCache == 0 {
-		t.Errorf("open flags %v, want KEEP_CACHE", open.OpenFlags)
-	}
+	// The kernel offers NO_OPEN_SUPPORT: a read-only open needs no round
+	// trip at all, a writable one is still refused.
+	p.do(fuseproto.OpOpen, e.NodeID, syscall.ENOSYS, fusetest.Bytes(&fuseproto.OpenIn{Flags: syscall.O_RDONLY}))
 	for _, flags := range []uint32{syscall.O_WRONLY, syscall.O_RDWR, syscall.O_RDONLY | syscall.O_TRUNC} {
 		p.do(fuseproto.OpOpen, e.NodeID, syscall.EROFS, fusetest.Bytes(&fuseproto.OpenIn{Flags: flags}))
 	}
+	// FLUSH has nothing to do on a read-only mount; ENOSYS stops it.
+	p.do(fuseproto.OpFlush, e.NodeID, syscall.ENOSYS, fusetest.Bytes(&fuseproto.FlushIn{}))
 	read := func(node, off uint64, size uint32) []byte {
 		return p.do(fuseproto.OpRead, node, 0, fusetest.Bytes(&fuseproto.ReadIn{Offset: off, Size: size}))
 	}
@@ -218,7 +230,6 @@ func TestProtoRead(t *testing.T) {
 	if !bytes.Equal(got, append(make([]byte, 8), bytes.Repeat([]byte{0xaa}, 8)...)) {
 		t.Errorf("read across hole/data = %x", got)
 	}
-	p.do(fuseproto.OpFlush, e.NodeID, 0, fusetest.Bytes(&fuseproto.FlushIn{}))
 	p.do(fuseproto.OpRelease, e.NodeID, 0, fusetest.Bytes(&fuseproto.ReleaseIn{}))
 
 	// SEEK_DATA / SEEK_HOLE.
@@ -238,7 +249,7 @@ func TestProtoRead(t *testing.T) {
 func TestProtoReaddir(t *testing.T) {
 	p := newProtoFixture(t)
 	d := p.lookup(1, "d")
-	p.do(fuseproto.OpOpendir, d.NodeID, 0, fusetest.Bytes(&fuseproto.OpenIn{}))
+	p.do(fuseproto.OpOpendir, d.NodeID, syscall.ENOSYS, fusetest.Bytes(&fuseproto.OpenIn{}))
 	want, err := listNames(p.fs, ext4.Ino(d.NodeID))
 	if err != nil {
 		t.Fatal(err)
@@ -275,6 +286,23 @@ func TestProtoReaddir(t *testing.T) {
 	p.do(fuseproto.OpReleasedir, d.NodeID, 0, fusetest.Bytes(&fuseproto.ReleaseIn{}))
 	e := p.lookup(1, "hello")
 	p.do(fuseproto.OpOpendir, e.NodeID, syscall.ENOTDIR, fusetest.Bytes(&fuseproto.OpenIn{}))
+}
+
+// TestProtoOpenCaching: without the kernel's no-open support, opens are
+// answered with the caching flags a read-only image allows.
+func TestProtoOpenCaching(t *testing.T) {
+	p := newProtoFixtureWithout(t, fuseproto.InitNoOpenSupport|fuseproto.InitNoOpendirSupport)
+	e := p.lookup(1, "hello")
+	open := fusetest.Decode[fuseproto.OpenOut](p.do(fuseproto.OpOpen, e.NodeID, 0,
+		fusetest.Bytes(&fuseproto.OpenIn{Flags: syscall.O_RDONLY})))
+	if want := fuseproto.FopenKeepCache | fuseproto.FopenNoflush; open.OpenFlags != want {
+		t.Errorf("open flags %v, want %v", open.OpenFlags, want)
+	}
+	p.do(fuseproto.OpOpen, e.NodeID, syscall.EROFS, fusetest.Bytes(&fuseproto.OpenIn{Flags: syscall.O_WRONLY}))
+	dir := fusetest.Decode[fuseproto.OpenOut](p.do(fuseproto.OpOpendir, 1, 0, fusetest.Bytes(&fuseproto.OpenIn{})))
+	if want := fuseproto.FopenKeepCache | fuseproto.FopenCacheDir; dir.OpenFlags != want {
+		t.Errorf("opendir flags %v, want %v", dir.OpenFlags, want)
+	}
 }
 
 func listNames(fsys *ext4.FS, dir ext4.Ino) ([]string, error) {
