@@ -9,7 +9,7 @@ import (
 
 // DirEntry is one directory entry as ReadDir reports it.
 type DirEntry struct {
-	Name []byte
+	Name []byte // the caller's to keep or modify
 	Ino  Ino
 	Type uint8  // DT_* (DTUnknown without the filetype feature)
 	Next uint64 // cookie that resumes the listing after this entry
@@ -162,7 +162,8 @@ func (fs *FS) ReadDir(dir Ino, cookie uint64, fn func(e DirEntry) bool) error {
 		return syscall.ENOTDIR
 	}
 	emit := func(e *disk.DirEntry, pos, next uint64) bool {
-		return fn(DirEntry{Name: e.Name, Ino: Ino(e.Inode), Type: fs.dirType(e), Next: next})
+		// Copy: e.Name may alias a cached inode's inline data.
+		return fn(DirEntry{Name: append([]byte(nil), e.Name...), Ino: Ino(e.Inode), Type: fs.dirType(e), Next: next})
 	}
 	if in.hasFlag(disk.InlineDataFL) {
 		return fs.readInlineDir(in, cookie, fn, emit)
