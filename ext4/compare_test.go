@@ -52,6 +52,9 @@ func TestImages(t *testing.T) {
 				c.compareStatfs()
 			}
 			checkBigDir(t, fsys, spec)
+			if slices.Contains(v.ssv, "flags 2") != fsys.features.unsignedHash {
+				t.Errorf("unsigned hash flag %v, variant %v", fsys.features.unsignedHash, v.ssv)
+			}
 			if v.bigXattr {
 				checkEAInode(t, fsys)
 			}

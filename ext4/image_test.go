@@ -139,6 +139,9 @@ func buildTree(t testing.TB, dir string) treeSpec {
 	must(os.Mkdir(p("big"), 0o755))
 	for i := range bigDirEntries {
 		name := fmt.Sprintf("entry-%05d-%s", i, strings.Repeat("n", r.IntN(40)))
+		if i%10 == 0 {
+			name += "-\xe9\xff\x80" // high-bit bytes: signed and unsigned hashes differ
+		}
 		spec.bigNames = append(spec.bigNames, name)
 		must(os.WriteFile(p("big/"+name), nil, 0o644))
 	}
@@ -185,7 +188,7 @@ func xattrACL(es ...[4]uint16) []byte {
 type variant struct {
 	name    string
 	mkfs    []string // extra mke2fs arguments
-	hashAlg string   // if set, the default hash version before e2fsck -D
+	ssv     []string // debugfs "ssv" settings applied before e2fsck -D
 	noMount bool     // the kernel cannot mount it here: compare with the source tree
 	// bigXattr, if set, is added with debugfs after mkfs: a value too large
 	// for an xattr block, which ea_inode stores in an inode of its own.
@@ -194,14 +197,16 @@ type variant struct {
 
 var variants = []variant{
 	{name: "ext4", mkfs: []string{"-t", "ext4", "-b", "4096"}},
-	{name: "ext4-1k-tea", mkfs: []string{"-t", "ext4", "-b", "1024"}, hashAlg: "tea"},
+	{name: "ext4-1k-tea", mkfs: []string{"-t", "ext4", "-b", "1024"}, ssv: []string{"def_hash_version tea"}},
 	{name: "ext4-2k", mkfs: []string{"-t", "ext4", "-b", "2048"}},
 	{name: "ext4-nocsum", mkfs: []string{"-t", "ext4", "-O", "^metadata_csum,uninit_bg"}},
 	{name: "ext4-inline", mkfs: []string{"-t", "ext4", "-O", "inline_data", "-I", "256"}},
 	{name: "ext4-no64", mkfs: []string{"-t", "ext4", "-O", "^64bit"}},
 	{name: "ext4-metabg", mkfs: []string{"-t", "ext4", "-b", "1024", "-g", "1024", "-O", "meta_bg,^resize_inode"}},
 	{name: "ext4-noextent", mkfs: []string{"-t", "ext4", "-O", "^extent,^64bit"}},
-	{name: "ext3-legacy", mkfs: []string{"-t", "ext3"}, hashAlg: "legacy"},
+	{name: "ext3-legacy", mkfs: []string{"-t", "ext3"}, ssv: []string{"def_hash_version legacy"}},
+	// Hashes of names with high-bit bytes differ when chars are unsigned.
+	{name: "ext4-unsigned", mkfs: []string{"-t", "ext4"}, ssv: []string{"flags 2"}},
 	{name: "ext2", mkfs: []string{"-t", "ext2"}},
 	// Linux (6.18, 4 KiB pages) cannot mount 64 KiB blocks.
 	{name: "ext4-64k", mkfs: []string{"-t", "ext4", "-b", "65536"}, noMount: true},
@@ -255,8 +260,8 @@ func image(t *testing.T, v variant) (img, src string, spec treeSpec) {
 		}
 		run(t, "debugfs", "-w", "-R", "ea_set -f "+val+" /f4096 user.huge", img)
 	}
-	if v.hashAlg != "" {
-		run(t, "debugfs", "-w", "-R", "ssv def_hash_version "+v.hashAlg, img)
+	for _, kv := range v.ssv {
+		run(t, "debugfs", "-w", "-R", "ssv "+kv, img)
 	}
 	// -D indexes every directory big enough for an htree; exit code 1
 	// means "fixed" (the optimisation), which is expected.
