@@ -25,7 +25,8 @@ type corruptKey struct {
 // errorReporter is the server's single error translator. It owns the
 // logging of failures that the kernel only sees as an errno.
 type errorReporter struct {
-	log *slog.Logger
+	log   *slog.Logger
+	debug bool // also log POSIX outcomes (ENOENT, ENODATA, ...) at debug level
 
 	mu sync.Mutex // protects seen and suppressed
 	// seen holds the corruption reports already logged.
@@ -35,8 +36,8 @@ type errorReporter struct {
 	suppressed bool
 }
 
-func newErrorReporter(log *slog.Logger) *errorReporter {
-	return &errorReporter{log: log, seen: make(map[corruptKey]struct{})}
+func newErrorReporter(log *slog.Logger, debug bool) *errorReporter {
+	return &errorReporter{log: log, debug: debug, seen: make(map[corruptKey]struct{})}
 }
 
 // toErrno turns a library error into the errno the kernel receives:
@@ -57,6 +58,9 @@ func (r *errorReporter) toErrno(err error) syscall.Errno {
 	var sysErr *os.SyscallError
 	var errno syscall.Errno
 	if errors.As(err, &errno) && !errors.As(err, &pathErr) && !errors.As(err, &sysErr) {
+		if r.debug {
+			r.log.Debug("returning errno", "errno", errno.Error(), "err", err)
+		}
 		return errno
 	}
 	r.log.Error("I/O error", "err", err)

@@ -15,7 +15,7 @@ import (
 
 func newTestReporter() (*errorReporter, *bytes.Buffer) {
 	var buf bytes.Buffer
-	return newErrorReporter(slog.New(slog.NewTextHandler(&buf, nil))), &buf
+	return newErrorReporter(slog.New(slog.NewTextHandler(&buf, nil)), false), &buf
 }
 
 func TestToErrno(t *testing.T) {
@@ -81,5 +81,16 @@ func TestCorruptionLogIsBounded(t *testing.T) {
 	}
 	if n := strings.Count(log.String(), "further ones are not logged"); n != 1 {
 		t.Errorf("suppression notice logged %d times, want 1", n)
+	}
+}
+
+func TestDebugLogsPOSIXErrors(t *testing.T) {
+	var buf bytes.Buffer
+	r := newErrorReporter(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})), true)
+	if got := r.toErrno(syscall.ENOENT); got != syscall.ENOENT {
+		t.Fatalf("got %v", got)
+	}
+	if !strings.Contains(buf.String(), "level=DEBUG") || !strings.Contains(buf.String(), "no such file") {
+		t.Errorf("debug log %q", buf.String())
 	}
 }

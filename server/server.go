@@ -38,7 +38,9 @@ type Options struct {
 	// OPEN for writing and ACCESS(W_OK) answer EROFS and enables caching
 	// that is only safe when nothing but the kernel's view changes.
 	ReadOnly bool
-	// Debug logs one line per request and reply at debug level.
+	// Debug also logs, at debug level, the POSIX errors the server
+	// answers with (ENOENT, ENODATA, ...), which are otherwise silent.
+	// The one-line-per-request trace is fuse.Options.Debug.
 	Debug bool
 	// EntryTimeout and AttrTimeout are how long the kernel may cache
 	// names and attributes. Zero means DefaultTimeout.
@@ -89,7 +91,7 @@ func New(fsys *ext4.FS, opts Options) *Server {
 		blockSize: fsys.BlockSize(),
 		eng:       engine{fs: fsys},
 		nodes:     newLookupCounts(),
-		errs:      newErrorReporter(log),
+		errs:      newErrorReporter(log, opts.Debug),
 	}
 }
 

@@ -2,10 +2,14 @@ package server
 
 import (
 	"bytes"
+	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -430,4 +434,103 @@ func TestProtoAccessStatx(t *testing.T) {
 	if sx.Stat.Ino != e.Attr.Ino || uint32(sx.Stat.Mode) != e.Attr.Mode || sx.Stat.Size != e.Attr.Size {
 		t.Errorf("statx %+v disagrees with attr %+v", sx.Stat, e.Attr)
 	}
+}
+
+// TestProtoCorruptInode flips a byte of one inode: operations touching
+// it fail with EUCLEAN and are logged with the inode number, while its
+// directory still lists and its siblings still work.
+func TestProtoCorruptInode(t *testing.T) {
+	debugfs := testutil.RequireTool(t, "debugfs")
+	mkfs := testutil.RequireTool(t, "mkfs.ext4")
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"good", "bad"} {
+		if err := os.WriteFile(filepath.Join(src, n), []byte(n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	img := filepath.Join(dir, "img")
+	if out, err := exec.Command(mkfs, "-q", "-F", "-b", "4096", "-O", "metadata_csum", "-d", src, img, "8M").CombinedOutput(); err != nil {
+		t.Fatalf("mkfs: %v\n%s", err, out)
+	}
+	out, err := exec.Command(debugfs, "-R", "imap /bad", img).CombinedOutput()
+	if err != nil {
+		t.Fatalf("debugfs: %v\n%s", err, out)
+	}
+	var group, block, offset int64
+	var ino int
+	if _, err := fmt.Sscanf(string(out[bytes.Index(out, []byte("Inode ")):]),
+		"Inode %d is part of block group %d\n\tlocated at block %d, offset %v", &ino, &group, &block, &offset); err != nil {
+		t.Fatalf("parsing %q: %v", out, err)
+	}
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos := block*4096 + offset + 0x10 // i_mtime: the checksum no longer matches
+	var b [1]byte
+	if _, err := f.ReadAt(b[:], pos); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0xff
+	if _, err := f.WriteAt(b[:], pos); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	dev, err := blockdev.Open(img, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := ext4.Open(dev, ext4.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fsys.Close() })
+	var logBuf syncBuffer
+	srv := New(fsys, Options{ReadOnly: true, Logger: slog.New(slog.NewTextHandler(&logBuf, nil))})
+	p := &protoFixture{t: t, fs: fsys, srv: srv, sess: fusetest.Start(t, srv, nil)}
+
+	p.do(fuseproto.OpLookup, 1, syscall.EUCLEAN, fusetest.Name("bad"))
+	p.do(fuseproto.OpGetattr, uint64(ino), syscall.EUCLEAN, fusetest.Bytes(&fuseproto.GetattrIn{}))
+	good := p.lookup(1, "good")
+	if got := string(p.do(fuseproto.OpRead, good.NodeID, 0, fusetest.Bytes(&fuseproto.ReadIn{Size: 100}))); got != "good" {
+		t.Errorf("read good = %q", got)
+	}
+	names, ids := p.readdirAll(1, 4096, true)
+	slices.Sort(names)
+	if want := []string{".", "..", "bad", "good", "lost+found"}; !slices.Equal(names, want) {
+		t.Errorf("readdirplus names %q, want %q", names, want)
+	}
+	if ids["bad"] != 0 {
+		t.Errorf("corrupt entry handed out as nodeid %d", ids["bad"])
+	}
+	if p.srv.nodes.count(uint64(ino)) != 0 {
+		t.Errorf("corrupt inode lookup-counted")
+	}
+	if log := logBuf.String(); !strings.Contains(log, fmt.Sprintf("ino=%d", ino)) || strings.Count(log, "filesystem corruption") != 1 {
+		t.Errorf("want one corruption report naming inode %d, log:\n%s", ino, log)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of
+// request goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
