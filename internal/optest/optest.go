@@ -1,0 +1,504 @@
+package optest
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/e4box/e4box/internal/testutil"
+	"golang.org/x/sys/unix"
+)
+
+// Fallocate modes, for Features.Fallocate.
+const (
+	FallocDefault   = 1 << iota // mode 0: allocate, extend the size
+	FallocKeepSize              // FALLOC_FL_KEEP_SIZE
+	FallocPunchHole             // FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE
+	FallocZeroRange             // FALLOC_FL_ZERO_RANGE, with and without KEEP_SIZE
+	FallocAll       = FallocDefault | FallocKeepSize | FallocPunchHole | FallocZeroRange
+)
+
+// Features say which operations the target supports, so that the
+// generator only asks for what both sides must agree on.
+type Features struct {
+	Xattrs         bool // user.* xattrs
+	Hardlinks      bool
+	RenameExchange bool // RENAME_EXCHANGE
+	Mknod          bool // FIFOs, sockets, char and block devices
+	// Fallocate is the set of Falloc* modes supported. The reference
+	// (tmpfs) has no ZERO_RANGE: it is emulated there with a punched hole
+	// and a truncate, which reads the same.
+	Fallocate int
+	// XattrBudget is the room, in ext4 entry bytes (16 + name and value
+	// each rounded up to 4), that one inode's user xattrs may take: ext4
+	// without ea_inode keeps them in the inode and one block, so larger
+	// sets fail with ENOSPC there but not on tmpfs. Zero means 900.
+	XattrBudget int
+	// MaxSymlink is the longest symlink target generated: ext4 refuses
+	// targets that do not fit in a block (ENAMETOOLONG). Zero means 1000.
+	MaxSymlink int
+}
+
+// AllFeatures is what an ext4 file system with 4 KiB blocks supports.
+func AllFeatures() Features {
+	return Features{Xattrs: true, Hardlinks: true, RenameExchange: true, Mknod: true,
+		Fallocate: FallocAll, XattrBudget: 4096 - 64, MaxSymlink: 4095}
+}
+
+// FeaturesFor returns what variant v supports: block-mapped files
+// (ext2, ext3, ^extent) have only hole punching among the fallocate
+// modes, and xattrs and symlink targets are bounded by the block size.
+func FeaturesFor(v testutil.Variant) Features {
+	f := AllFeatures()
+	if !ExtentFiles(v) {
+		f.Fallocate = FallocPunchHole
+	}
+	f.XattrBudget = v.BlockSize - 64
+	f.MaxSymlink = min(4095, v.BlockSize-1)
+	return f
+}
+
+// ExtentFiles reports whether new files in variant v use extents.
+func ExtentFiles(v testutil.Variant) bool {
+	if v.HasFeature("^extent") {
+		return false
+	}
+	for i, a := range v.Args {
+		if a == "-t" && i+1 < len(v.Args) {
+			return v.Args[i+1] == "ext4"
+		}
+	}
+	return false
+}
+
+// Config is one run.
+type Config struct {
+	Seed  uint64
+	Steps int
+	// CompareEvery snapshots and compares both trees after this many
+	// steps (and at the end). Zero means 100.
+	CompareEvery int
+	// Target is the directory under test, Reference a directory on
+	// tmpfs. Both must exist and be empty; Run gives both roots the same
+	// mode, owner and times.
+	Target, Reference string
+	Features          Features
+	// MaxFileSize bounds offsets and sizes. Zero means 5 GiB, so that
+	// some files reach past 4 GiB (sparse).
+	MaxFileSize int64
+	// MaxWrite bounds one write. Zero means 256 KiB.
+	MaxWrite int
+	// MaxDepth bounds the directory depth mkdir creates at. Zero means 3.
+	MaxDepth int
+	// CompareLayout also compares the data regions SEEK_DATA/SEEK_HOLE
+	// report. Off by default: tmpfs allocates pages, ext4 blocks.
+	CompareLayout bool
+	// Verbose logs every operation and its outcome (so does setting
+	// OPTEST_VERBOSE in the environment).
+	Verbose bool
+}
+
+func (c *Config) setDefaults() {
+	if c.CompareEvery <= 0 {
+		c.CompareEvery = 100
+	}
+	if c.MaxFileSize <= 0 {
+		c.MaxFileSize = 5 << 30
+	}
+	if c.MaxWrite <= 0 {
+		c.MaxWrite = 256 << 10
+	}
+	if c.MaxDepth <= 0 {
+		c.MaxDepth = 3
+	}
+	if c.Features.XattrBudget <= 0 {
+		c.Features.XattrBudget = 900
+	}
+	if c.Features.MaxSymlink <= 0 {
+		c.Features.MaxSymlink = 1000
+	}
+}
+
+// Result is what a run leaves for the checks after it.
+type Result struct {
+	Steps int
+	// Counts of operations by kind, and of those that succeeded.
+	Ops, OK map[string]int
+	// Compares is how many whole-tree comparisons passed.
+	Compares int
+
+	ref    string
+	layout bool
+	pinned map[uint64]bool // reference inodes whose mtime was set explicitly and not touched since
+}
+
+// logLen is how many recent operations a failure shows.
+const logLen = 24
+
+// runner is the state of one run.
+type runner struct {
+	t       testing.TB
+	cfg     Config
+	roots   [2]string // target, reference
+	g       *gen
+	handles [numHandles]*handle
+	res     *Result
+	log     []string // ring of recent operations with outcomes
+	prev    *handle  // during an open: the handle its slot held
+	step    int
+}
+
+const (
+	sideTarget = 0
+	sideRef    = 1
+)
+
+// handle is a file kept open across steps, on both sides.
+type handle struct {
+	fd     [2]int
+	rel    string // the path it was opened by (it may since have moved)
+	refIno uint64
+	append bool
+}
+
+const numHandles = 4
+
+// Run applies cfg.Steps random operations to both roots and fails t at
+// the first disagreement, with the seed, the step and the operations
+// before it. It closes every handle it opened before returning.
+func Run(t testing.TB, cfg Config) *Result {
+	t.Helper()
+	cfg.setDefaults()
+	if os.Getenv("OPTEST_VERBOSE") != "" {
+		cfg.Verbose = true
+	}
+	r := &runner{
+		t:     t,
+		cfg:   cfg,
+		roots: [2]string{cfg.Target, cfg.Reference},
+		res: &Result{Ops: map[string]int{}, OK: map[string]int{}, ref: cfg.Reference,
+			layout: cfg.CompareLayout, pinned: map[uint64]bool{}},
+	}
+	r.g = newGen(cfg, r)
+	defer r.closeAll()
+	r.prepareRoots()
+	for r.step = 1; r.step <= cfg.Steps; r.step++ {
+		o := r.g.next()
+		r.do(o)
+		if r.step%cfg.CompareEvery == 0 || r.step == cfg.Steps {
+			r.compareTrees()
+		}
+	}
+	r.res.Steps = cfg.Steps
+	return r.res
+}
+
+// prepareRoots checks that both roots are empty and gives them the same
+// attributes, with a pinned mtime.
+func (r *runner) prepareRoots() {
+	ts := []unix.Timespec{{Sec: 1_700_000_000, Nsec: 123456789}, {Sec: 1_700_000_000, Nsec: 987654321}}
+	for _, root := range r.roots {
+		names, err := readNames(root)
+		if err != nil {
+			r.t.Fatalf("optest: %v", err)
+		}
+		if len(names) > 0 {
+			r.t.Fatalf("optest: %s is not empty: %q", root, names)
+		}
+		if err := unix.Chmod(root, 0o755); err != nil {
+			r.t.Fatal(err)
+		}
+		if err := unix.Lchown(root, 0, 0); err != nil {
+			r.t.Fatal(err)
+		}
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, root, ts, 0); err != nil {
+			r.t.Fatal(err)
+		}
+		xs, err := listXattrs(root)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		if len(xs) > 0 {
+			r.t.Fatalf("optest: %s has xattrs %q", root, xs)
+		}
+	}
+	r.res.pinned[r.refIno(".", false)] = true
+}
+
+func readNames(dir string) ([]string, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	slices.Sort(names)
+	return names, err
+}
+
+// abs returns rel under root ("." is root itself).
+func abs(root, rel string) string {
+	if rel == "." {
+		return root
+	}
+	return root + "/" + rel
+}
+
+// refIno returns the reference's inode number for rel, 0 if none.
+func (r *runner) refIno(rel string, follow bool) uint64 {
+	var st unix.Stat_t
+	var err error
+	if follow {
+		err = unix.Stat(abs(r.cfg.Reference, rel), &st)
+	} else {
+		err = unix.Lstat(abs(r.cfg.Reference, rel), &st)
+	}
+	if err != nil {
+		return 0
+	}
+	return st.Ino
+}
+
+// do applies o to both sides and checks that they agree.
+func (r *runner) do(o *op) {
+	r.t.Helper()
+	kind := o.kind.String()
+	r.res.Ops[kind]++
+	// Inodes whose mtime the operation may change, looked up before (a
+	// rename moves them) and after (a create makes them).
+	var touched []uint64
+	for _, p := range o.touches() {
+		touched = append(touched, r.refIno(p.rel, p.follow))
+	}
+	if h := r.handleOf(o); h != nil && o.kind.modifiesHandle() {
+		touched = append(touched, h.refIno)
+	}
+	r.prev = nil
+	if o.kind == opOpen {
+		r.prev = r.handles[o.slot]
+	}
+	got := o.apply(r, sideTarget)
+	want := o.apply(r, sideRef)
+	for _, p := range o.touches() {
+		touched = append(touched, r.refIno(p.rel, p.follow))
+	}
+	for _, ino := range touched {
+		delete(r.res.pinned, ino)
+	}
+	if o.kind == opUtimens && want == "ok" {
+		if o.times[1].Nsec == unix.UTIME_NOW {
+			delete(r.res.pinned, r.refIno(o.path, o.follow))
+		} else if o.times[1].Nsec != unix.UTIME_OMIT {
+			r.res.pinned[r.refIno(o.path, o.follow)] = true
+		}
+	}
+	line := fmt.Sprintf("step %d: %s -> %s", r.step, o, want)
+	if got != want {
+		line += fmt.Sprintf("  [target: %s]", got)
+	}
+	r.record(line)
+	if got != want {
+		r.fail("outcome differs (reference %q, target %q)", want, got)
+	}
+	if strings.HasPrefix(want, "ok") {
+		r.res.OK[kind]++
+	}
+	// The paths the operation named must look the same afterwards.
+	for _, p := range o.checks() {
+		w := r.statLine(sideRef, p)
+		g := r.statLine(sideTarget, p)
+		if w != g {
+			r.fail("after the operation, %s differs: reference %s, target %s", shortPath(p), w, g)
+		}
+	}
+}
+
+func (r *runner) record(line string) {
+	if r.cfg.Verbose {
+		r.t.Log(line)
+	}
+	if len(r.log) == logLen {
+		copy(r.log, r.log[1:])
+		r.log = r.log[:logLen-1]
+	}
+	r.log = append(r.log, line)
+}
+
+// fail stops the run with the recent operations and how to replay it.
+func (r *runner) fail(format string, args ...any) {
+	r.t.Helper()
+	r.t.Fatalf("optest seed %d, step %d: %s\nlast operations:\n  %s\nreplay: Config{Seed: %d, Steps: %d} (Verbose: true logs every operation)",
+		r.cfg.Seed, r.step, fmt.Sprintf(format, args...), strings.Join(r.log, "\n  "), r.cfg.Seed, r.step)
+}
+
+// statLine describes rel on one side: type, mode, owner, link count,
+// size (not for directories, whose size is the file system's business),
+// rdev, and mtime when the reference's inode has a pinned mtime.
+func (r *runner) statLine(side int, rel string) string {
+	var st unix.Stat_t
+	if err := unix.Lstat(abs(r.roots[side], rel), &st); err != nil {
+		return errName(err)
+	}
+	s := fmt.Sprintf("%s %#o %d:%d nlink=%d", typeName(st.Mode), st.Mode&0o7777, st.Uid, st.Gid, st.Nlink)
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		s += fmt.Sprintf(" size=%d", st.Size)
+	}
+	if t := st.Mode & unix.S_IFMT; t == unix.S_IFCHR || t == unix.S_IFBLK {
+		s += fmt.Sprintf(" rdev=%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
+	}
+	if r.res.pinned[r.refIno(rel, false)] {
+		s += fmt.Sprintf(" mtime=%d.%09d", st.Mtim.Sec, st.Mtim.Nsec)
+	}
+	return s
+}
+
+// compareTrees snapshots both roots and fails on any difference.
+func (r *runner) compareTrees() {
+	r.t.Helper()
+	want, got, err := r.res.snapshots(r.cfg.Target, 4<<20)
+	if err != nil {
+		r.fail("snapshot: %v", err)
+	}
+	if diffs, n := testutil.DiffSnapshots(want, got, r.res.compareOptions(want)); n > 0 {
+		r.fail("trees differ in %d places (reference -> target):\n%s", n, strings.Join(diffs, "\n"))
+	}
+	r.res.Compares++
+}
+
+// snapshots takes the reference's snapshot and dir's.
+func (res *Result) snapshots(dir string, fullRead int64) (want, got map[string]testutil.Entry, err error) {
+	opts := testutil.SnapshotOptions{Layout: res.layout, FullReadLimit: fullRead}
+	if want, err = testutil.SnapshotWith(res.ref, opts); err != nil {
+		return nil, nil, err
+	}
+	if got, err = testutil.SnapshotWith(dir, opts); err != nil {
+		return nil, nil, err
+	}
+	return want, got, nil
+}
+
+// compareOptions compares everything both file systems keep alike:
+// not inode numbers, block counts, directory sizes, atime or ctime, and
+// mtime only where it was set explicitly and nothing changed it since.
+func (res *Result) compareOptions(ref map[string]testutil.Entry) testutil.CompareOptions {
+	ignore := testutil.FieldIno | testutil.FieldBlocks | testutil.FieldAtime | testutil.FieldCtime
+	if !res.layout {
+		ignore |= testutil.FieldLayout
+	}
+	return testutil.CompareOptions{
+		Ignore: ignore,
+		IgnoreFieldsFor: func(rel string) testutil.Field {
+			if e, ok := ref[rel]; ok && res.pinned[e.Ino] {
+				return 0
+			}
+			return testutil.FieldMtime
+		},
+	}
+}
+
+// Compare snapshots dir (another view of the target, such as the kernel's
+// loop mount of its image) and fails t unless it equals the reference as
+// the run left it.
+func (res *Result) Compare(t testing.TB, dir string) {
+	t.Helper()
+	want, got, err := res.snapshots(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.CompareSnapshots(t, want, got, res.compareOptions(want))
+}
+
+// VerifyImage is the check after a run on an unmounted image: e2fsck -fn
+// must find it clean, and the kernel's read-only loop mount of it must
+// show sub (the run's target root, relative to the image's root) equal to
+// the reference, byte for byte and stat for stat.
+func (res *Result) VerifyImage(t testing.TB, img, sub string) {
+	t.Helper()
+	if !testutil.E2fsckClean(t, img) {
+		t.FailNow()
+	}
+	mnt := t.TempDir()
+	testutil.LoopMount(t, img, mnt, true)
+	res.Compare(t, abs(mnt, sub))
+	testutil.Unmount(t, mnt)
+}
+
+// Coverage fails t unless every operation kind in kinds succeeded at least
+// once: a run that never managed, say, a rename proves nothing about it.
+func (res *Result) Coverage(t testing.TB, kinds ...string) {
+	t.Helper()
+	for _, k := range kinds {
+		if res.OK[k] == 0 {
+			t.Errorf("optest: no successful %s in %d steps (ops %v)", k, res.Steps, res.OK)
+		}
+	}
+}
+
+func (r *runner) closeAll() {
+	for i, h := range r.handles {
+		if h != nil {
+			for _, fd := range h.fd {
+				if fd >= 0 {
+					unix.Close(fd)
+				}
+			}
+			r.handles[i] = nil
+		}
+	}
+}
+
+func (r *runner) handleOf(o *op) *handle {
+	if o.kind.usesHandle() {
+		return r.handles[o.slot]
+	}
+	return nil
+}
+
+func errName(err error) string {
+	if e, ok := err.(unix.Errno); ok {
+		if n := unix.ErrnoName(e); n != "" {
+			return n
+		}
+		return fmt.Sprintf("errno %d", int(e))
+	}
+	return err.Error()
+}
+
+func typeName(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return "file"
+	case unix.S_IFDIR:
+		return "dir"
+	case unix.S_IFLNK:
+		return "symlink"
+	case unix.S_IFIFO:
+		return "fifo"
+	case unix.S_IFSOCK:
+		return "socket"
+	case unix.S_IFCHR:
+		return "chardev"
+	case unix.S_IFBLK:
+		return "blockdev"
+	}
+	return fmt.Sprintf("type%#o", mode&unix.S_IFMT)
+}
+
+// shortPath keeps logs readable with 255-byte names.
+func shortPath(p string) string {
+	parts := strings.Split(p, "/")
+	for i, s := range parts {
+		if len(s) > 24 {
+			parts[i] = fmt.Sprintf("%s…(%d)", s[:12], len(s))
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+// newRand returns the generator's source for seed.
+func newRand(seed uint64) *rand.Rand {
+	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+}

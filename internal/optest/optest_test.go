@@ -1,0 +1,63 @@
+package optest
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/e4box/e4box/internal/testutil"
+)
+
+// These tests run the harness against the kernel's own ext2/3/4 on a loop
+// mount: they validate the oracle (a failure here is a harness bug or a
+// tmpfs/ext4 difference the harness must account for), and they are the
+// model for the same runs against e4box in package server.
+
+func requireKernel(t *testing.T) {
+	t.Helper()
+	testutil.RequireRoot(t)
+	testutil.RequireLoop(t)
+	testutil.RequireE2fsprogs(t)
+}
+
+// Variants is what the read-write acceptance test covers.
+var variants = []testutil.Variant{
+	testutil.Ext4, testutil.Ext4Block1K, testutil.Ext4Inline, testutil.Ext4NoCsum,
+	testutil.Ext3, testutil.Ext2,
+}
+
+// kernelTarget makes an image of v, mounts it read-write with the kernel
+// and returns the image, the mount point and an empty target root in it.
+func kernelTarget(t *testing.T, v testutil.Variant, sizeMB, inodes int) (img, mnt, target string) {
+	t.Helper()
+	img = NewImage(t, v, sizeMB, inodes)
+	mnt = t.TempDir()
+	testutil.LoopMount(t, img, mnt, false)
+	target = filepath.Join(mnt, "optest")
+	if err := os.Mkdir(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return img, mnt, target
+}
+
+func TestKernelRun(t *testing.T) {
+	requireKernel(t)
+	for i, v := range variants {
+		t.Run(v.Name, func(t *testing.T) {
+			img, mnt, target := kernelTarget(t, v, 1024, 16384)
+			res := Run(t, Config{
+				Seed:      uint64(1000 + i),
+				Steps:     Steps(3000),
+				Target:    target,
+				Reference: Tmpfs(t),
+				Features:  FeaturesFor(v),
+			})
+			t.Logf("%d steps, %d comparisons; ok by kind: %v", res.Steps, res.Compares, res.OK)
+			testutil.Unmount(t, mnt)
+			res.VerifyImage(t, img, "optest")
+			res.Coverage(t, "create", "write", "read", "truncate", "rename", "link", "unlink",
+				"mkdir", "rmdir", "symlink", "mknod", "setxattr", "removexattr", "chmod", "chown",
+				"utimens", "unlinked-write", "open", "h-write", "h-read", "close")
+		})
+	}
+}
