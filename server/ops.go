@@ -366,3 +366,27 @@ func (s *Server) syncResult() syscall.Errno {
 	}
 	return syscall.ENOSYS
 }
+
+// Bmap maps a file block to a device block (FIBMAP; the kernel sends it
+// only for fuseblk mounts). It comes from the same mapping engine as the
+// data path. Holes, unwritten extents and inline data have no device
+// block and map to 0, as the kernel's ext4 reports them.
+func (s *Server) Bmap(r *fuse.Request, in *fuseproto.BmapIn, out *fuseproto.BmapOut) syscall.Errno {
+	ino, errno := inoOf(r.NodeID)
+	if errno != 0 {
+		return errno
+	}
+	bs := uint64(in.Blocksize)
+	if bs == 0 || bs&(bs-1) != 0 || in.Block > (1<<63-1)/bs {
+		return syscall.EINVAL
+	}
+	off := int64(in.Block * bs)
+	m, err := s.eng.mapping(ino, off, int64(bs))
+	if err != nil {
+		return s.toErrno(err)
+	}
+	if m.Type == ext4.MapMapped && off >= m.Offset {
+		out.Block = uint64(m.Addr+(off-m.Offset)) / bs
+	}
+	return 0
+}

@@ -534,3 +534,28 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+func TestProtoBmap(t *testing.T) {
+	p := newProtoFixture(t)
+	sp := p.lookup(1, "sparse")
+	bmap := func(block uint64, bs uint32, want syscall.Errno) uint64 {
+		t.Helper()
+		body := p.do(fuseproto.OpBmap, sp.NodeID, want, fusetest.Bytes(&fuseproto.BmapIn{Block: block, Blocksize: bs}))
+		return fusetest.Decode[fuseproto.BmapOut](body).Block
+	}
+	m, err := p.fs.Map(ext4.Ino(sp.NodeID), sparseData, 4096)
+	if err != nil || m.Type != ext4.MapMapped {
+		t.Fatalf("Map = %+v, %v", m, err)
+	}
+	if got, want := bmap(sparseData/4096, 4096, 0), uint64(m.Addr/4096); got != want {
+		t.Errorf("bmap of the data block = %d, want %d", got, want)
+	}
+	if got, want := bmap(sparseData/512+1, 512, 0), uint64(m.Addr/512+1); got != want {
+		t.Errorf("bmap in 512-byte units = %d, want %d", got, want)
+	}
+	if got := bmap(0, 4096, 0); got != 0 {
+		t.Errorf("bmap of a hole = %d, want 0", got)
+	}
+	bmap(0, 0, syscall.EINVAL)
+	bmap(0, 1000, syscall.EINVAL)
+}
