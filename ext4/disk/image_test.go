@@ -245,7 +245,12 @@ type testFS struct {
 
 func loadImage(t testing.TB, name string) *testFS {
 	t.Helper()
-	img, err := os.ReadFile(imagePath(t, name))
+	return loadImageFile(t, name, imagePath(t, name))
+}
+
+func loadImageFile(t testing.TB, name, path string) *testFS {
+	t.Helper()
+	img, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
