@@ -35,6 +35,17 @@
 // ENOSYS. A panic in a method is recovered, logged with its stack, and
 // answered with EIO. INTERRUPT cancels the request's Request.Ctx.
 //
+// # fuse-iomap
+//
+// Options.Iomap asks for the out-of-tree fuse-iomap protocol (seed ABI,
+// fuseproto/iomap.go): discovery before mounting, the INIT bits only when
+// the kernel supports and offers them, IOMAP_BEGIN/END/IOEND through the
+// optional IomapFileSystem interface, and Server.AddIomapDevice for block
+// device registration. On kernels without it (all stock kernels so far)
+// the session is classic and Server.IomapStatus says so. The kernel sends
+// DESTROY to iomap sessions and waits for it, so Destroy runs before umount
+// returns. See iomap.go.
+//
 // # Shutdown
 //
 // Serve returns after the kernel reports the unmount (ENODEV), the

@@ -21,6 +21,7 @@ func (s *Server) wantFlags() fuseproto.InitFlags {
 	if o.DontMask {
 		f |= fuseproto.InitDontMask
 	}
+	f |= s.iomapWant()
 	return f &^ o.DisableCapabilities
 }
 
@@ -91,8 +92,9 @@ func doInit(s *Server, c *call) ([]byte, []byte, syscall.Errno) {
 	}
 
 	// Sanitise what the hook left: only offered bits, flags2 only with
-	// INIT_EXT, sizes within what the buffers hold.
-	final := out.Flags64() & offered
+	// INIT_EXT, iomap bits only with discovered support, sizes within
+	// what the buffers hold.
+	final := iomapFilter(out.Flags64()&offered, s.iomap.kernel)
 	out.SetFlags64(final)
 	out.Major, out.Minor = fuseproto.KernelVersion, fuseproto.KernelMinorVersion
 	out.MaxReadahead = min(out.MaxReadahead, in.MaxReadahead)
@@ -113,6 +115,9 @@ func doInit(s *Server, c *call) ([]byte, []byte, syscall.Errno) {
 	s.proto.Store(p)
 	s.log.Debug("fuse: INIT", "kernel", fmt.Sprintf("7.%d", in.Minor), "minor", minor,
 		"offered", offered.String(), "flags", final.String(), "max_write", out.MaxWrite)
+	if s.opts.Iomap != 0 {
+		s.log.Debug("fuse: " + s.IomapStatus())
+	}
 	return structBytes(out)[:initOutSize(minor)], nil, 0
 }
 

@@ -27,8 +27,9 @@ type FileSystem interface {
 	// Init runs while answering INIT. out already holds the negotiated
 	// reply (flags offered by the kernel and wanted by Options); the
 	// filesystem may inspect in and adjust out, e.g. clear a flag or set
-	// flags2 bits such as the iomap ones. Bits the kernel did not offer are
-	// stripped afterwards. A nonzero errno fails the mount.
+	// a flags2 bit. Bits the kernel did not offer are stripped afterwards,
+	// and so are iomap bits without discovered support (Options.Iomap).
+	// A nonzero errno fails the mount.
 	Init(r *Request, in *fuseproto.InitIn, out *fuseproto.InitOut) syscall.Errno
 
 	// Destroy is called once when the session ends: on DESTROY, or when the

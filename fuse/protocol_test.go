@@ -70,8 +70,10 @@ func TestInitNegotiation(t *testing.T) {
 		return fusetest.Bytes(&in)
 	}
 	compat := func(minor uint32, flags uint32) []byte { return full(minor, flags, 0)[:fuseproto.CompatInitInSize] }
-	iomapHook := func(r *fuse.Request, in *fuseproto.InitIn, out *fuseproto.InitOut) syscall.Errno {
-		out.SetFlags64(out.Flags64() | 1<<43) // what an iomap server would ask for
+	// Iomap bits are gated by discovery (iomap_test.go); ALLOW_IDMAP is a
+	// flags2 bit no option requests.
+	flags2Hook := func(r *fuse.Request, in *fuseproto.InitIn, out *fuseproto.InitOut) syscall.Errno {
+		out.SetFlags64(out.Flags64() | fuseproto.InitAllowIdmap)
 		return 0
 	}
 
@@ -119,12 +121,12 @@ func TestInitNegotiation(t *testing.T) {
 			in:      fusetest.Bytes(&fuseproto.InitIn{Major: 6, Minor: 99}),
 			wantErr: -int32(syscall.EPROTO), serveError: fuse.ErrProtocol},
 		{name: "hook adds an offered flags2 bit",
-			hook:    iomapHook,
-			in:      full(45, uint32(fuseproto.InitExt|fuseproto.InitMaxPages), 1<<11),
-			wantLen: 64, wantFlags: fuseproto.InitExt | fuseproto.InitMaxPages | 1<<43,
+			hook:    flags2Hook,
+			in:      full(45, uint32(fuseproto.InitExt|fuseproto.InitMaxPages), 1<<8),
+			wantLen: 64, wantFlags: fuseproto.InitExt | fuseproto.InitMaxPages | fuseproto.InitAllowIdmap,
 			wantMaxW: 1 << 20, wantMinor: 45},
 		{name: "hook's unoffered bit is stripped",
-			hook:    iomapHook,
+			hook:    flags2Hook,
 			in:      full(45, uint32(fuseproto.InitExt|fuseproto.InitMaxPages), 0),
 			wantLen: 64, wantFlags: fuseproto.InitExt | fuseproto.InitMaxPages,
 			wantMaxW: 1 << 20, wantMinor: 45},

@@ -68,6 +68,16 @@ type Options struct {
 	Capabilities        fuseproto.InitFlags
 	DisableCapabilities fuseproto.InitFlags
 
+	// Iomap asks for fuse-iomap in the modes given (IomapSupportBasics,
+	// DirectIO, Pagecache; the latter two imply Basics). The bits are
+	// negotiated only if IomapDiscover finds kernel support and the kernel
+	// offers them at INIT; the session is classic otherwise (see
+	// Server.IomapStatus). The filesystem should implement IomapFileSystem.
+	Iomap fuseproto.IomapSupport
+	// IomapDiscover reports the kernel's iomap support; NewServer calls it
+	// when Iomap is set. Default DiscoverIomap; tests inject results.
+	IomapDiscover func() (fuseproto.IomapSupport, error)
+
 	// MaxReaders bounds the goroutines reading the device. Default 4.
 	MaxReaders int
 	// MaxLargeRequests bounds the requests with large payloads (WRITE, big
@@ -123,6 +133,7 @@ type Server struct {
 	bufSize    int // read buffer size: maxWrite + one page for headers
 
 	proto atomic.Pointer[Protocol] // nil until INIT is answered
+	iomap iomapState               // fuse-iomap discovery and devices (iomap.go)
 
 	bigPool   sync.Pool     // *[]byte of bufSize, 8-byte aligned
 	smallPool sync.Pool     // *[]byte of smallBufSize, 8-byte aligned
@@ -198,6 +209,7 @@ func NewServer(conn Conn, fs FileSystem, opts *Options) *Server {
 	s.callPool.New = func() any { return new(call) }
 	s.sem = make(chan struct{}, o.MaxLargeRequests)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.discoverIomap() // before Mount mounts: fuse2fs picks fuseblk or not from it
 	return s
 }
 

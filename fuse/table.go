@@ -78,4 +78,7 @@ var opTable = map[fuseproto.Opcode]opInfo{
 	fuseproto.OpCopyFileRange64: {in: sz[fuseproto.CopyFileRangeIn](), fn: doCopyFileRange64},
 	fuseproto.OpSyncfs:          {in: sz[fuseproto.SyncfsIn](), fn: doSyncfs},
 	fuseproto.OpStatx:           {in: sz[fuseproto.StatxIn](), fn: doStatx},
+	fuseproto.OpIomapBegin:      {in: sz[fuseproto.IomapBeginIn](), fn: doIomapBegin},
+	fuseproto.OpIomapEnd:        {in: sz[fuseproto.IomapEndIn](), fn: doIomapEnd},
+	fuseproto.OpIomapIoend:      {in: sz[fuseproto.IomapIoendIn](), fn: doIomapIoend},
 }

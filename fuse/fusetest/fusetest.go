@@ -30,8 +30,9 @@ type Conn struct {
 	closed  chan struct{}
 	once    sync.Once
 
-	mu       sync.Mutex // protects closeErr
+	mu       sync.Mutex // protects closeErr and hook
 	closeErr syscall.Errno
+	hook     func(msg []byte) error
 }
 
 // NewConn returns an empty Conn.
@@ -75,6 +76,16 @@ func (c *Conn) err() error {
 	return c.closeErr
 }
 
+// SetWriteHook installs fn, called with every message written (reply or
+// notification) before it is captured, on the writer's goroutine, as the
+// kernel handles a write(2) on /dev/fuse. Its error is what the write
+// returns; the message is captured either way. nil removes the hook.
+func (c *Conn) SetWriteHook(fn func(msg []byte) error) {
+	c.mu.Lock()
+	c.hook = fn
+	c.mu.Unlock()
+}
+
 // WriteReply implements fuse.Conn; the iovecs are joined and captured.
 func (c *Conn) WriteReply(iov [][]byte) error {
 	var msg []byte
@@ -86,9 +97,16 @@ func (c *Conn) WriteReply(iov [][]byte) error {
 		return syscall.ENODEV
 	default:
 	}
+	c.mu.Lock()
+	hook := c.hook
+	c.mu.Unlock()
+	var err error
+	if hook != nil {
+		err = hook(msg)
+	}
 	select {
 	case c.replies <- msg:
-		return nil
+		return err
 	case <-c.closed:
 		return syscall.ENODEV
 	}
