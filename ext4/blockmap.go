@@ -20,7 +20,7 @@ const (
 // lblk on that continue the same state: physically contiguous mapped
 // blocks, or hole blocks. The run never crosses into another indirect block
 // (that would cost further reads) and is capped at maxBmapRun.
-func (fs *FS) bmapLookup(in *Inode, lblk uint64) (PBlk, uint64, error) {
+func (fs *FS) bmapLookupLocked(in *Inode, lblk uint64) (PBlk, uint64, error) {
 	apb := uint64(fs.bsize / 4) // addresses per block
 	iblock := func(i int) PBlk { return PBlk(in.raw.IBlock(i)) }
 
@@ -56,7 +56,7 @@ func (fs *FS) bmapLookup(in *Inode, lblk uint64) (PBlk, uint64, error) {
 		if !fs.validBlockRange(ptr, 1) {
 			return 0, 0, fs.corruptf("block map", in.Ino, holder, "indirect block %d out of range", ptr)
 		}
-		b, err := fs.readBlock(ptr, "indirect block", in.Ino)
+		b, err := fs.readBlockLocked(ptr, "indirect block", in.Ino)
 		if err != nil {
 			return 0, 0, err
 		}

@@ -450,7 +450,7 @@ func checkEAInode(t *testing.T, fsys *FS) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := fsys.findXattr(in, disk.XattrIndexUser, []byte("huge"))
+	e, err := fsys.findXattrLocked(in, disk.XattrIndexUser, []byte("huge"))
 	if err != nil || e == nil || e.ValueInum == 0 {
 		t.Fatalf("user.huge = %+v, %v; want a value in an EA inode", e, err)
 	}

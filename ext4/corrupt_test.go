@@ -132,7 +132,7 @@ func TestCorruptDirBlock(t *testing.T) {
 			f := newCorruptFixture(t, vn)
 			dir := f.ino("dir")
 			din, _ := f.fs.Inode(dir)
-			bm, err := f.fs.mapBlock(din, 0)
+			bm, err := f.fs.mapBlockLocked(din, 0)
 			if err != nil || bm.kind != MapMapped {
 				t.Fatal(bm, err)
 			}
@@ -160,7 +160,7 @@ func TestCorruptHtree(t *testing.T) {
 			f := newCorruptFixture(t, vn)
 			big := f.ino("big")
 			bin, _ := f.fs.Inode(big)
-			bm, _ := f.fs.mapBlock(bin, 0)
+			bm, _ := f.fs.mapBlockLocked(bin, 0)
 			// dx_root_info.info_length must be 8.
 			f.img[f.fs.pblkOff(bm.pblk)+0x1D] = 9
 			var log bytes.Buffer
@@ -177,7 +177,7 @@ func TestCorruptInode(t *testing.T) {
 		t.Run(vn, func(t *testing.T) {
 			f := newCorruptFixture(t, vn)
 			victim, neighbour := f.ino("f4097"), f.ino("f4096")
-			blk, off, err := f.fs.inodeLocation(victim)
+			blk, off, err := f.fs.inodeLocationLocked(victim)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -281,7 +281,7 @@ func TestDeviceErrors(t *testing.T) {
 	// A metadata read failure: the directory block of "dir".
 	dir := f.ino("dir")
 	din, _ := f.fs.Inode(dir)
-	bm, _ := f.fs.mapBlock(din, 0)
+	bm, _ := f.fs.mapBlockLocked(din, 0)
 	fs2, _ := Open(dev, Options{ReadOnly: true})
 	dev.Add(blockdev.Rule{Op: blockdev.OpRead, Off: f.fs.pblkOff(bm.pblk), Len: 1, Count: 1, Err: syscall.EIO})
 	if _, err := fs2.Lookup(dir, []byte("small0")); !errors.Is(err, syscall.EIO) {

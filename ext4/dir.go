@@ -61,15 +61,15 @@ type dirBlk struct {
 // skips; its length lets callers skip it whole). Leaf blocks have their
 // checksum tail verified; htree index blocks (which have a different tail)
 // get theirs verified here too and are reported with dx set.
-func (fs *FS) dirBlock(in *Inode, lblk uint64) (dirBlk, error) {
-	bm, err := fs.mapBlock(in, lblk)
+func (fs *FS) dirBlockLocked(in *Inode, lblk uint64) (dirBlk, error) {
+	bm, err := fs.mapBlockLocked(in, lblk)
 	if err != nil {
 		return dirBlk{}, err
 	}
 	if bm.kind != MapMapped {
 		return dirBlk{hole: bm.n}, nil
 	}
-	b, err := fs.readBlock(bm.pblk, "directory block", in.Ino)
+	b, err := fs.readBlockLocked(bm.pblk, "directory block", in.Ino)
 	if err != nil {
 		return dirBlk{}, err
 	}
@@ -103,8 +103,8 @@ func (fs *FS) checkDirent(dir *Inode, blk PBlk, e *disk.DirEntry) error {
 	if e.Inode == 0 {
 		return nil
 	}
-	if e.Inode > fs.sb.InodesCount {
-		return fs.corruptf("directory entry", dir.Ino, blk, "inode %d beyond %d inodes", e.Inode, fs.sb.InodesCount)
+	if e.Inode > fs.geo.InodesCount {
+		return fs.corruptf("directory entry", dir.Ino, blk, "inode %d beyond %d inodes", e.Inode, fs.geo.InodesCount)
 	}
 	if e.NameLen == 0 {
 		return fs.corruptf("directory entry", dir.Ino, blk, "empty name for inode %d", e.Inode)
@@ -123,7 +123,7 @@ func (fs *FS) dirType(e *disk.DirEntry) uint8 {
 // walkBlock calls fn for each live entry of a directory block (or inline
 // region) at offsets >= from. base is the cookie position of data[0]. fn
 // returning false stops the walk (more=false).
-func (fs *FS) walkBlock(dir *Inode, blk PBlk, data []byte, recBlockSize int, base uint64, from int,
+func (fs *FS) walkBlockLocked(dir *Inode, blk PBlk, data []byte, recBlockSize int, base uint64, from int,
 	fn func(e *disk.DirEntry, pos, next uint64) bool) (more bool, err error) {
 	it := disk.NewDirIter(data, recBlockSize)
 	for {
@@ -154,7 +154,7 @@ func (fs *FS) walkBlock(dir *Inode, blk PBlk, data []byte, recBlockSize int, bas
 func (fs *FS) ReadDir(dir Ino, cookie uint64, fn func(e DirEntry) bool) error {
 	fs.mu.RLock()
 	defer fs.mu.RUnlock()
-	in, err := fs.inode(dir)
+	in, err := fs.inodeLocked(dir)
 	if err != nil {
 		return err
 	}
@@ -166,7 +166,7 @@ func (fs *FS) ReadDir(dir Ino, cookie uint64, fn func(e DirEntry) bool) error {
 		return fn(DirEntry{Name: append([]byte(nil), e.Name...), Ino: Ino(e.Inode), Type: fs.dirType(e), Next: next})
 	}
 	if in.hasFlag(disk.InlineDataFL) {
-		return fs.readInlineDir(in, cookie, fn, emit)
+		return fs.readInlineDirLocked(in, cookie, fn, emit)
 	}
 	n, err := fs.dirBlocks(in)
 	if err != nil {
@@ -174,7 +174,7 @@ func (fs *FS) ReadDir(dir Ino, cookie uint64, fn func(e DirEntry) bool) error {
 	}
 	mask := uint64(fs.bsize - 1)
 	for lblk := cookie >> fs.bshift; lblk < n; lblk++ {
-		d, err := fs.dirBlock(in, lblk)
+		d, err := fs.dirBlockLocked(in, lblk)
 		if err != nil {
 			return err
 		}
@@ -191,7 +191,7 @@ func (fs *FS) ReadDir(dir Ino, cookie uint64, fn func(e DirEntry) bool) error {
 		if lblk == cookie>>fs.bshift {
 			from = int(cookie & mask)
 		}
-		more, err := fs.walkBlock(in, d.pblk, d.data, fs.bsize, lblk<<fs.bshift, from, emit)
+		more, err := fs.walkBlockLocked(in, d.pblk, d.data, fs.bsize, lblk<<fs.bshift, from, emit)
 		if err != nil || !more {
 			return err
 		}
@@ -221,13 +221,13 @@ func (fs *FS) inlineDirRegions(in *Inode) (parent uint32, r1, r2 []byte, base2 u
 	return parent, r1, r2, disk.InlineDataIBlockSize, nil
 }
 
-func (fs *FS) readInlineDir(in *Inode, cookie uint64, fn func(DirEntry) bool,
+func (fs *FS) readInlineDirLocked(in *Inode, cookie uint64, fn func(DirEntry) bool,
 	emit func(e *disk.DirEntry, pos, next uint64) bool) error {
 	parent, r1, r2, base2, err := fs.inlineDirRegions(in)
 	if err != nil {
 		return err
 	}
-	if parent == 0 || parent > fs.sb.InodesCount {
+	if parent == 0 || parent > fs.geo.InodesCount {
 		return fs.corruptf("inline directory", in.Ino, 0, "parent inode %d invalid", parent)
 	}
 	if cookie == 0 && !fn(DirEntry{Name: []byte("."), Ino: in.Ino, Type: DTDir, Next: 1}) {
@@ -238,14 +238,14 @@ func (fs *FS) readInlineDir(in *Inode, cookie uint64, fn func(DirEntry) bool,
 	}
 	pos := max(cookie, inlineFirstPos)
 	if pos < base2 {
-		more, err := fs.walkBlock(in, 0, r1, len(r1), inlineFirstPos, int(pos-inlineFirstPos), emit)
+		more, err := fs.walkBlockLocked(in, 0, r1, len(r1), inlineFirstPos, int(pos-inlineFirstPos), emit)
 		if err != nil || !more {
 			return err
 		}
 		pos = base2
 	}
 	if pos-base2 < uint64(len(r2)) {
-		_, err := fs.walkBlock(in, 0, r2, len(r2), base2, int(pos-base2), emit)
+		_, err := fs.walkBlockLocked(in, 0, r2, len(r2), base2, int(pos-base2), emit)
 		return err
 	}
 	return nil
@@ -256,7 +256,7 @@ func (fs *FS) readInlineDir(in *Inode, cookie uint64, fn func(DirEntry) bool,
 func (fs *FS) Lookup(dir Ino, name []byte) (Ino, error) {
 	fs.mu.RLock()
 	defer fs.mu.RUnlock()
-	in, err := fs.inode(dir)
+	in, err := fs.inodeLocked(dir)
 	if err != nil {
 		return 0, err
 	}
@@ -272,28 +272,28 @@ func (fs *FS) Lookup(dir Ino, name []byte) (Ino, error) {
 		return dir, nil
 	}
 	if in.hasFlag(disk.InlineDataFL) {
-		return fs.lookupInline(in, name)
+		return fs.lookupInlineLocked(in, name)
 	}
 	if fs.isDx(in) && string(name) != ".." {
 		// ".." lives in the root block, outside the hash index.
-		return fs.dxLookup(in, name)
+		return fs.dxLookupLocked(in, name)
 	}
-	return fs.lookupLinear(in, name)
+	return fs.lookupLinearLocked(in, name)
 }
 
-func (fs *FS) lookupInline(in *Inode, name []byte) (Ino, error) {
+func (fs *FS) lookupInlineLocked(in *Inode, name []byte) (Ino, error) {
 	parent, r1, r2, _, err := fs.inlineDirRegions(in)
 	if err != nil {
 		return 0, err
 	}
 	if string(name) == ".." {
-		if parent == 0 || parent > fs.sb.InodesCount {
+		if parent == 0 || parent > fs.geo.InodesCount {
 			return 0, fs.corruptf("inline directory", in.Ino, 0, "parent inode %d invalid", parent)
 		}
 		return Ino(parent), nil
 	}
 	for _, r := range [][]byte{r1, r2} {
-		if ino, err := fs.searchEntries(in, 0, r, len(r), name); ino != 0 || err != nil {
+		if ino, err := fs.searchEntriesLocked(in, 0, r, len(r), name); ino != 0 || err != nil {
 			return ino, err
 		}
 	}
@@ -302,7 +302,7 @@ func (fs *FS) lookupInline(in *Inode, name []byte) (Ino, error) {
 
 // lookupLinear scans every block of a directory (the kernel's
 // non-indexed lookup). ".." is always in block 0.
-func (fs *FS) lookupLinear(in *Inode, name []byte) (Ino, error) {
+func (fs *FS) lookupLinearLocked(in *Inode, name []byte) (Ino, error) {
 	n, err := fs.dirBlocks(in)
 	if err != nil {
 		return 0, err
@@ -311,7 +311,7 @@ func (fs *FS) lookupLinear(in *Inode, name []byte) (Ino, error) {
 		n = min(n, 1)
 	}
 	for lblk := uint64(0); lblk < n; lblk++ {
-		d, err := fs.dirBlock(in, lblk)
+		d, err := fs.dirBlockLocked(in, lblk)
 		if err != nil {
 			return 0, err
 		}
@@ -322,7 +322,7 @@ func (fs *FS) lookupLinear(in *Inode, name []byte) (Ino, error) {
 		if d.dx && lblk != 0 {
 			continue
 		}
-		if ino, err := fs.searchEntries(in, d.pblk, d.data, fs.bsize, name); ino != 0 || err != nil {
+		if ino, err := fs.searchEntriesLocked(in, d.pblk, d.data, fs.bsize, name); ino != 0 || err != nil {
 			return ino, err
 		}
 	}
@@ -331,9 +331,9 @@ func (fs *FS) lookupLinear(in *Inode, name []byte) (Ino, error) {
 
 // searchEntries returns the inode of the live entry called name in data,
 // or 0.
-func (fs *FS) searchEntries(dir *Inode, blk PBlk, data []byte, recBlockSize int, name []byte) (Ino, error) {
+func (fs *FS) searchEntriesLocked(dir *Inode, blk PBlk, data []byte, recBlockSize int, name []byte) (Ino, error) {
 	var found Ino
-	_, err := fs.walkBlock(dir, blk, data, recBlockSize, 0, 0, func(e *disk.DirEntry, _, _ uint64) bool {
+	_, err := fs.walkBlockLocked(dir, blk, data, recBlockSize, 0, 0, func(e *disk.DirEntry, _, _ uint64) bool {
 		if bytes.Equal(e.Name, name) {
 			found = Ino(e.Inode)
 			return false

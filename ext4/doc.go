@@ -5,9 +5,10 @@
 //
 // It owns the filesystem's runtime state: the superblock in use, group
 // descriptor access, the metadata buffer cache, a cache of decoded inodes,
-// and (through Update) all metadata mutation. Layouts, checksums and hashes
-// live in the leaf packages it imports: ext4/disk, ext4/dirhash and
-// internal/crc; block I/O goes through blockdev and bcache. It may import
+// and (through Update) all metadata mutation. Layouts and checksums live in
+// the leaf packages it imports (ext4/disk, internal/crc); block I/O goes
+// through blockdev and bcache. It may also import ext4/dirhash, which is to
+// own the htree name hashes (hash.go holds a copy until it exists), and
 // nothing else outside the standard library.
 //
 // # Data path
@@ -30,16 +31,19 @@
 // # Concurrency
 //
 // An *FS is safe for concurrent use. FS.mu is a RWMutex over the filesystem
-// state: every read operation holds it shared for its whole duration, and
-// Update holds it exclusively, so a reader never observes a half-applied
-// mutation. Device reads happen under the shared lock.
+// state: every exported read operation holds it shared for its whole
+// duration, and Update holds it exclusively, so a reader never observes a
+// half-applied mutation (cached buffers and inode snapshots change only
+// under the exclusive lock). Device reads happen under the shared lock.
+// Immutable state (geometry, features, the superblock as opened) is read
+// without locking.
 //
 // Lock order (acquire top to bottom, never upwards):
 //
-//	FS.mu            (RWMutex: superblock copy, counters, Tx application)
-//	  FS.icache.mu     (decoded-inode cache; never held across I/O)
-//	    bcache.Cache.mu  (inside bcache; never held across I/O)
+//	FS.mu              (RWMutex: live superblock, statfs counters, metadata contents)
+//	  FS.icache.mu     (decoded-inode cache; leaf, never held across I/O)
+//	  bcache.Cache.mu  (inside bcache; leaf, never held across I/O)
 //
-// Functions whose name ends in Locked require FS.mu held (shared suffices
-// unless stated).
+// Functions whose name ends in Locked require FS.mu held, shared unless
+// they say otherwise (Tx methods run under the exclusive lock).
 package ext4

@@ -36,7 +36,7 @@ type extentLookup struct {
 // depth decreasing by one per level, entries sorted and inside the range the
 // parent index assigns, physical blocks inside the filesystem, and the
 // checksum of every non-root node.
-func (fs *FS) lookupExtent(in *Inode, lblk uint64) (extentLookup, error) {
+func (fs *FS) lookupExtentLocked(in *Inode, lblk uint64) (extentLookup, error) {
 	node := in.raw.Block[:]
 	var nodeBlk PBlk // 0 for the root in the inode
 	lo, hi := uint64(0), uint64(maxLBlk)
@@ -79,7 +79,7 @@ func (fs *FS) lookupExtent(in *Inode, lblk uint64) (extentLookup, error) {
 			hi, _ = extentIdxAt(node, i+1)
 		}
 		lo = start
-		b, err := fs.readBlock(child, "extent block", in.Ino)
+		b, err := fs.readBlockLocked(child, "extent block", in.Ino)
 		if err != nil {
 			return extentLookup{}, err
 		}

@@ -65,6 +65,11 @@ type FS struct {
 	seed     uint32 // metadata checksum seed
 	features featureSet
 
+	// geo is the superblock as read at Open. The write path never changes
+	// the fields read from it (geometry, features, seeds), so it is used
+	// without locking; sb is the live copy whose counters Update changes.
+	geo *disk.Superblock
+
 	mu sync.RWMutex // protects sb and stat; held shared by readers, exclusively by Update
 	sb *disk.Superblock
 	// stat holds the statfs counts computed at Open from the group descriptors
@@ -124,6 +129,7 @@ func Open(dev blockdev.Device, opts Options) (*FS, error) {
 		log:      log,
 		ro:       ro,
 		sb:       sb,
+		geo:      func() *disk.Superblock { c := *sb; return &c }(),
 		bsize:    sb.BlockSize(),
 		bshift:   uint(bits.TrailingZeros(uint(sb.BlockSize()))),
 		ipg:      sb.InodesPerGroup,
@@ -158,8 +164,8 @@ func Open(dev blockdev.Device, opts Options) (*FS, error) {
 	}
 	fs.icache.init(4096)
 
-	fs.computeStatfs()
-	root, err := fs.inode(RootIno)
+	fs.computeStatfsLocked()
+	root, err := fs.inodeLocked(RootIno)
 	if err != nil {
 		return nil, fmt.Errorf("ext4: root inode: %w", err)
 	}
@@ -172,7 +178,7 @@ func Open(dev blockdev.Device, opts Options) (*FS, error) {
 // checkGeometry validates the superblock fields Open relies on beyond what
 // disk.Superblock.Validate checks, with overflow-safe arithmetic.
 func (fs *FS) checkGeometry() error {
-	sb := fs.sb
+	sb := fs.geo
 	bad := func(format string, args ...any) error {
 		return &CorruptError{Kind: "superblock geometry", Err: fmt.Errorf(format, args...)}
 	}
@@ -248,11 +254,11 @@ func (fs *FS) Statfs() Statfs {
 // counts summed from the group descriptors, and f_blocks net of the
 // metadata overhead (s_overhead_clusters if set, else computed). A bad
 // descriptor is skipped: its group then counts as fully used.
-func (fs *FS) computeStatfs() {
-	sb := fs.sb
+func (fs *FS) computeStatfsLocked() {
+	sb := fs.geo
 	var freeBlocks, freeInodes, overhead uint64
 	for g := range fs.groups {
-		d, err := fs.groupDesc(Group(g))
+		d, err := fs.groupDescLocked(Group(g))
 		if err != nil {
 			continue // logged by groupDesc
 		}
@@ -265,7 +271,7 @@ func (fs *FS) computeStatfs() {
 	if sb.OverheadClusters != 0 {
 		overhead = uint64(sb.OverheadClusters)
 	} else if sb.HasCompat(disk.CompatHasJournal) && sb.JournalInum != 0 {
-		if j, err := fs.inode(Ino(sb.JournalInum)); err == nil {
+		if j, err := fs.inodeLocked(Ino(sb.JournalInum)); err == nil {
 			overhead += j.Size >> fs.bshift
 		}
 	}
@@ -306,7 +312,7 @@ func (fs *FS) groupOverhead(g Group) uint64 {
 	n += (uint64(fs.ipg)*uint64(fs.isize) + uint64(fs.bsize) - 1) >> fs.bshift
 	// The first_data_block (block 0 with 1 KiB blocks) precedes group 0.
 	if g == 0 {
-		n += uint64(fs.sb.FirstDataBlock)
+		n += uint64(fs.geo.FirstDataBlock)
 	}
 	return n
 }
@@ -314,7 +320,7 @@ func (fs *FS) groupOverhead(g Group) uint64 {
 // superAndGDTBlocks is the number of blocks group g spends on a superblock
 // copy and group descriptor (incl. reserved GDT) copies.
 func (fs *FS) superAndGDTBlocks(g Group) uint64 {
-	sb := fs.sb
+	sb := fs.geo
 	hasSuper := fs.bgHasSuper(g)
 	dpb := uint64(sb.DescPerBlock())
 	descBlocks := (uint64(fs.groups) + dpb - 1) / dpb
@@ -344,7 +350,7 @@ func (fs *FS) superAndGDTBlocks(g Group) uint64 {
 // bgHasSuper mirrors the kernel's ext4_bg_has_super: which groups hold a
 // superblock backup under sparse_super / sparse_super2.
 func (fs *FS) bgHasSuper(g Group) bool {
-	sb := fs.sb
+	sb := fs.geo
 	if g == 0 {
 		return true
 	}
@@ -373,7 +379,7 @@ var errReadOnly = syscall.EROFS
 
 // readBlock returns the cached metadata block blk with a reference held,
 // after checking that blk lies inside the filesystem. The caller must Put it.
-func (fs *FS) readBlock(blk PBlk, kind string, ino Ino) (*bcache.Buf, error) {
+func (fs *FS) readBlockLocked(blk PBlk, kind string, ino Ino) (*bcache.Buf, error) {
 	if !fs.validBlockRange(blk, 1) {
 		return nil, fs.corruptf(kind, ino, blk, "block %d outside filesystem (%d blocks)", blk, fs.nblocks)
 	}
@@ -388,7 +394,7 @@ func (fs *FS) readBlock(blk PBlk, kind string, ino Ino) (*bcache.Buf, error) {
 // superblock's first data block and within the filesystem, like the
 // kernel's ext4_sb_block_valid (minus its system-zone tree).
 func (fs *FS) validBlockRange(start PBlk, n uint64) bool {
-	if uint64(start) <= uint64(fs.sb.FirstDataBlock) {
+	if uint64(start) <= uint64(fs.geo.FirstDataBlock) {
 		return false
 	}
 	end, carry := bits.Add64(uint64(start), n, 0)

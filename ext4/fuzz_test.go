@@ -99,7 +99,7 @@ func metadataOffsets(t testing.TB, img []byte) []int64 {
 		if in.IsDir() && fs.hasBlocks(in) {
 			n, _ := fs.dirBlocks(in)
 			for l := uint64(0); l < n; l++ {
-				if bm, err := fs.mapBlock(in, l); err == nil && bm.kind == MapMapped {
+				if bm, err := fs.mapBlockLocked(in, l); err == nil && bm.kind == MapMapped {
 					offs = append(offs, fs.pblkOff(bm.pblk))
 				}
 			}

@@ -6,7 +6,7 @@ import (
 
 // groupFirstBlock is the first block of group g.
 func (fs *FS) groupFirstBlock(g Group) PBlk {
-	return PBlk(uint64(g)*uint64(fs.bpg) + uint64(fs.sb.FirstDataBlock))
+	return PBlk(uint64(g)*uint64(fs.bpg) + uint64(fs.geo.FirstDataBlock))
 }
 
 // descLocation returns the block holding group g's descriptor and the byte
@@ -15,11 +15,11 @@ func (fs *FS) groupFirstBlock(g Group) PBlk {
 // descriptor blocks from s_first_meta_bg on each live at the start of their
 // own meta group (after its superblock backup, if any).
 func (fs *FS) descLocation(g Group) (PBlk, int) {
-	dpb := uint32(fs.bsize / fs.sb.DescSize())
+	dpb := uint32(fs.bsize / fs.geo.DescSize())
 	nr := uint32(g) / dpb
-	off := int(uint32(g)%dpb) * fs.sb.DescSize()
+	off := int(uint32(g)%dpb) * fs.geo.DescSize()
 	logicalSB := uint64(disk.SuperblockOffset) >> fs.bshift // 1 with 1 KiB blocks, else 0
-	if !fs.features.metaBG || nr < fs.sb.FirstMetaBg {
+	if !fs.features.metaBG || nr < fs.geo.FirstMetaBg {
 		return PBlk(logicalSB + uint64(nr) + 1), off
 	}
 	bg := Group(nr * dpb) // cannot overflow: nr*dpb <= g
@@ -27,7 +27,7 @@ func (fs *FS) descLocation(g Group) (PBlk, int) {
 	if fs.bgHasSuper(bg) {
 		hasSuper = 1
 	}
-	if fs.bsize == 1024 && nr == 0 && fs.sb.FirstDataBlock == 0 {
+	if fs.bsize == 1024 && nr == 0 && fs.geo.FirstDataBlock == 0 {
 		hasSuper++
 	}
 	return PBlk(uint64(fs.groupFirstBlock(bg)) + hasSuper), off
@@ -35,17 +35,17 @@ func (fs *FS) descLocation(g Group) (PBlk, int) {
 
 // groupDesc reads and verifies group g's descriptor. A bad checksum fails
 // only callers touching group g.
-func (fs *FS) groupDesc(g Group) (disk.GroupDesc, error) {
+func (fs *FS) groupDescLocked(g Group) (disk.GroupDesc, error) {
 	if uint32(g) >= fs.groups {
 		return disk.GroupDesc{}, fs.corruptf("group descriptor", 0, 0, "group %d beyond %d groups", g, fs.groups)
 	}
 	blk, off := fs.descLocation(g)
-	b, err := fs.readBlock(blk, "group descriptor", 0)
+	b, err := fs.readBlockLocked(blk, "group descriptor", 0)
 	if err != nil {
 		return disk.GroupDesc{}, err
 	}
 	defer fs.cache.Put(b)
-	ds := fs.sb.DescSize()
+	ds := fs.geo.DescSize()
 	rec := b.Data[off : off+ds]
 	if err := disk.VerifyGroupDescChecksum(fs.sb, fs.seed, uint32(g), rec); err != nil {
 		return disk.GroupDesc{}, fs.corruptf("group descriptor", 0, blk, "group %d: %w", g, err)

@@ -16,7 +16,7 @@ import (
 // (already adjusted for unsigned variants), with the seed from the
 // superblock.
 func (fs *FS) nameHash(name []byte, hv uint8) (uint32, error) {
-	return dxHash(name, hv, fs.sb.HashSeed)
+	return dxHash(name, hv, fs.geo.HashSeed)
 }
 
 func dxHash(name []byte, hv uint8, seed [4]uint32) (uint32, error) {

@@ -18,12 +18,12 @@ type dxFrame struct {
 // block whose range holds the hash, search it, and continue to following
 // leaves while their starting hash says the collision chain continues.
 // A corrupt index is reported, not bypassed by a linear scan.
-func (fs *FS) dxLookup(in *Inode, name []byte) (Ino, error) {
+func (fs *FS) dxLookupLocked(in *Inode, name []byte) (Ino, error) {
 	nblocks, err := fs.dirBlocks(in)
 	if err != nil {
 		return 0, err
 	}
-	d, err := fs.dirBlock(in, 0)
+	d, err := fs.dirBlockLocked(in, 0)
 	if err != nil {
 		return 0, err
 	}
@@ -65,7 +65,7 @@ func (fs *FS) dxLookup(in *Inode, name []byte) (Ino, error) {
 		if len(frames) == levels {
 			break
 		}
-		if node, err = fs.dxChild(in, node.Entries[at].Block, nblocks); err != nil {
+		if node, err = fs.dxChildLocked(in, node.Entries[at].Block, nblocks); err != nil {
 			return 0, err
 		}
 	}
@@ -77,18 +77,18 @@ func (fs *FS) dxLookup(in *Inode, name []byte) (Ino, error) {
 		if lblk >= nblocks {
 			return 0, fs.corruptf("htree index", in.Ino, 0, "leaf block %d beyond %d", lblk, nblocks)
 		}
-		d, err := fs.dirBlock(in, lblk)
+		d, err := fs.dirBlockLocked(in, lblk)
 		if err != nil {
 			return 0, err
 		}
 		if d.data == nil || d.dx {
 			return 0, fs.corruptf("htree leaf", in.Ino, d.pblk, "logical block %d is not a leaf", lblk)
 		}
-		ino, err := fs.searchEntries(in, d.pblk, d.data, fs.bsize, name)
+		ino, err := fs.searchEntriesLocked(in, d.pblk, d.data, fs.bsize, name)
 		if ino != 0 || err != nil {
 			return ino, err
 		}
-		next, ok, err := fs.dxNextLeaf(in, frames, nblocks)
+		next, ok, err := fs.dxNextLeafLocked(in, frames, nblocks)
 		if err != nil {
 			return 0, err
 		}
@@ -105,12 +105,12 @@ func (fs *FS) dxLookup(in *Inode, name []byte) (Ino, error) {
 }
 
 // dxChild reads and verifies the interior index node at logical block blk.
-func (fs *FS) dxChild(in *Inode, blk uint32, nblocks uint64) (*disk.DxNode, error) {
+func (fs *FS) dxChildLocked(in *Inode, blk uint32, nblocks uint64) (*disk.DxNode, error) {
 	lblk := uint64(blk & 0x0FFFFFFF)
 	if lblk == 0 || lblk >= nblocks {
 		return nil, fs.corruptf("htree index", in.Ino, 0, "index block %d invalid (directory has %d)", lblk, nblocks)
 	}
-	d, err := fs.dirBlock(in, lblk)
+	d, err := fs.dirBlockLocked(in, lblk)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +127,7 @@ func (fs *FS) dxChild(in *Inode, blk uint32, nblocks uint64) (*disk.DxNode, erro
 // dxNextLeaf advances frames to the next leaf in hash order (the kernel's
 // ext4_htree_next_block) and returns the hash its range starts with; ok is
 // false at the end of the index.
-func (fs *FS) dxNextLeaf(in *Inode, frames []dxFrame, nblocks uint64) (hash uint32, ok bool, err error) {
+func (fs *FS) dxNextLeafLocked(in *Inode, frames []dxFrame, nblocks uint64) (hash uint32, ok bool, err error) {
 	i := len(frames) - 1
 	for i >= 0 && frames[i].at+1 >= len(frames[i].node.Entries) {
 		i--
@@ -139,7 +139,7 @@ func (fs *FS) dxNextLeaf(in *Inode, frames []dxFrame, nblocks uint64) (hash uint
 	hash = frames[i].node.Entries[frames[i].at].Hash
 	for j := i + 1; j < len(frames); j++ {
 		parent := frames[j-1]
-		n, err := fs.dxChild(in, parent.node.Entries[parent.at].Block, nblocks)
+		n, err := fs.dxChildLocked(in, parent.node.Entries[parent.at].Block, nblocks)
 		if err != nil {
 			return 0, false, err
 		}

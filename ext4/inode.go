@@ -125,15 +125,15 @@ func (c *inodeCache) clear() {
 func (fs *FS) Inode(ino Ino) (*Inode, error) {
 	fs.mu.RLock()
 	defer fs.mu.RUnlock()
-	return fs.inode(ino)
+	return fs.inodeLocked(ino)
 }
 
 // inode is Inode for callers holding FS.mu.
-func (fs *FS) inode(ino Ino) (*Inode, error) {
+func (fs *FS) inodeLocked(ino Ino) (*Inode, error) {
 	if in := fs.icache.get(ino); in != nil {
 		return in, nil
 	}
-	in, err := fs.readInode(ino)
+	in, err := fs.readInodeLocked(ino)
 	if err != nil {
 		return nil, err
 	}
@@ -143,13 +143,13 @@ func (fs *FS) inode(ino Ino) (*Inode, error) {
 
 // inodeLocation returns the block holding inode ino and the record's byte
 // offset in it, after checking the group descriptor.
-func (fs *FS) inodeLocation(ino Ino) (PBlk, int, error) {
-	if ino == 0 || uint32(ino) > fs.sb.InodesCount {
+func (fs *FS) inodeLocationLocked(ino Ino) (PBlk, int, error) {
+	if ino == 0 || uint32(ino) > fs.geo.InodesCount {
 		return 0, 0, syscall.ESTALE
 	}
 	g := Group((uint32(ino) - 1) / fs.ipg)
 	idx := (uint32(ino) - 1) % fs.ipg
-	d, err := fs.groupDesc(g)
+	d, err := fs.groupDescLocked(g)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -166,12 +166,12 @@ func (fs *FS) inodeLocation(ino Ino) (PBlk, int, error) {
 }
 
 // readInode reads, verifies and decodes inode ino from the inode table.
-func (fs *FS) readInode(ino Ino) (*Inode, error) {
-	blk, off, err := fs.inodeLocation(ino)
+func (fs *FS) readInodeLocked(ino Ino) (*Inode, error) {
+	blk, off, err := fs.inodeLocationLocked(ino)
 	if err != nil {
 		return nil, err
 	}
-	b, err := fs.readBlock(blk, "inode", ino)
+	b, err := fs.readBlockLocked(blk, "inode", ino)
 	if err != nil {
 		return nil, err
 	}

@@ -59,7 +59,7 @@ func TestLargeDirThreeLevels(t *testing.T) {
 	fs := openImage(t, img, Options{})
 	ino := mustResolve(t, fs, "big")
 	in, _ := fs.Inode(ino)
-	d, err := fs.dirBlock(in, 0)
+	d, err := fs.dirBlockLocked(in, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,9 +61,9 @@ type blockMapping struct {
 
 // mapBlock maps logical block lblk of a block-based inode (extents or
 // block map). lblk must be < maxLBlk.
-func (fs *FS) mapBlock(in *Inode, lblk uint64) (blockMapping, error) {
+func (fs *FS) mapBlockLocked(in *Inode, lblk uint64) (blockMapping, error) {
 	if in.hasFlag(disk.ExtentsFL) {
-		r, err := fs.lookupExtent(in, lblk)
+		r, err := fs.lookupExtentLocked(in, lblk)
 		if err != nil {
 			return blockMapping{}, err
 		}
@@ -77,7 +77,7 @@ func (fs *FS) mapBlock(in *Inode, lblk uint64) (blockMapping, error) {
 		d := lblk - r.ext.lblk
 		return blockMapping{kind: kind, pblk: r.ext.pblk + PBlk(d), n: r.ext.len - d}, nil
 	}
-	p, n, err := fs.bmapLookup(in, lblk)
+	p, n, err := fs.bmapLookupLocked(in, lblk)
 	if err != nil {
 		return blockMapping{}, err
 	}
@@ -107,7 +107,7 @@ func (fs *FS) hasBlocks(in *Inode) bool {
 func (fs *FS) Map(ino Ino, off int64, length int64) (Mapping, error) {
 	fs.mu.RLock()
 	defer fs.mu.RUnlock()
-	in, err := fs.inode(ino)
+	in, err := fs.inodeLocked(ino)
 	if err != nil {
 		return Mapping{}, err
 	}
@@ -124,10 +124,10 @@ func (fs *FS) Map(ino Ino, off int64, length int64) (Mapping, error) {
 	if !fs.hasBlocks(in) {
 		return Mapping{}, syscall.EINVAL
 	}
-	return fs.mapRange(in, off, length)
+	return fs.mapRangeLocked(in, off, length)
 }
 
-func (fs *FS) mapRange(in *Inode, off, length int64) (Mapping, error) {
+func (fs *FS) mapRangeLocked(in *Inode, off, length int64) (Mapping, error) {
 	bs := int64(fs.bsize)
 	start := off &^ (bs - 1)
 	reqEnd := int64(math.MaxInt64) &^ (bs - 1)
@@ -141,7 +141,7 @@ func (fs *FS) mapRange(in *Inode, off, length int64) (Mapping, error) {
 	}
 	end := min(reqEnd, eof)
 	want := fs.lblkOf(end) - lblk
-	bm, err := fs.mapBlock(in, lblk)
+	bm, err := fs.mapBlockLocked(in, lblk)
 	if err != nil {
 		return Mapping{}, err
 	}
@@ -160,7 +160,7 @@ func (fs *FS) mapRange(in *Inode, off, length int64) (Mapping, error) {
 func (fs *FS) ReadAt(ino Ino, p []byte, off int64) (int, error) {
 	fs.mu.RLock()
 	defer fs.mu.RUnlock()
-	in, err := fs.inode(ino)
+	in, err := fs.inodeLocked(ino)
 	if err != nil {
 		return 0, err
 	}
@@ -170,11 +170,11 @@ func (fs *FS) ReadAt(ino Ino, p []byte, off int64) (int, error) {
 	if !in.IsReg() && !in.IsSymlink() {
 		return 0, syscall.EINVAL
 	}
-	return fs.readAt(in, p, off)
+	return fs.readAtLocked(in, p, off)
 }
 
 // readAt is ReadAt for callers holding FS.mu, on any inode with data.
-func (fs *FS) readAt(in *Inode, p []byte, off int64) (int, error) {
+func (fs *FS) readAtLocked(in *Inode, p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, syscall.EINVAL
 	}
@@ -199,7 +199,7 @@ func (fs *FS) readAt(in *Inode, p []byte, off int64) (int, error) {
 			n = int64(copy(p[:want], data[off:]))
 		}
 		clear(p[n:want])
-	} else if err := fs.readBlocks(in, p[:want], off); err != nil {
+	} else if err := fs.readBlocksLocked(in, p[:want], off); err != nil {
 		return 0, err
 	}
 	if want < int64(len(p)) {
@@ -209,7 +209,7 @@ func (fs *FS) readAt(in *Inode, p []byte, off int64) (int, error) {
 }
 
 // readBlocks fills p with the file bytes at off (all within i_size).
-func (fs *FS) readBlocks(in *Inode, p []byte, off int64) error {
+func (fs *FS) readBlocksLocked(in *Inode, p []byte, off int64) error {
 	if !fs.hasBlocks(in) {
 		return fs.corruptf("inode", in.Ino, 0, "no data blocks for read")
 	}
@@ -219,7 +219,7 @@ func (fs *FS) readBlocks(in *Inode, p []byte, off int64) error {
 		if lblk >= maxLBlk {
 			return fs.corruptf("inode", in.Ino, 0, "i_size %d beyond the 2^32-block limit", in.Size)
 		}
-		bm, err := fs.mapBlock(in, lblk)
+		bm, err := fs.mapBlockLocked(in, lblk)
 		if err != nil {
 			return err
 		}
@@ -260,7 +260,7 @@ func (fs *FS) SeekHole(ino Ino, off int64) (int64, error) {
 func (fs *FS) seek(ino Ino, off int64, data bool) (int64, error) {
 	fs.mu.RLock()
 	defer fs.mu.RUnlock()
-	in, err := fs.inode(ino)
+	in, err := fs.inodeLocked(ino)
 	if err != nil {
 		return 0, err
 	}
@@ -281,7 +281,7 @@ func (fs *FS) seek(ino Ino, off int64, data bool) (int64, error) {
 		if lblk >= maxLBlk {
 			break
 		}
-		bm, err := fs.mapBlock(in, lblk)
+		bm, err := fs.mapBlockLocked(in, lblk)
 		if err != nil {
 			return 0, err
 		}

@@ -204,8 +204,8 @@ func TestErrnos(t *testing.T) {
 		{"SeekData past EOF", second(fs.SeekData(f10, 10)), syscall.ENXIO},
 		{"SeekHole past EOF", second(fs.SeekHole(f10, 100)), syscall.ENXIO},
 		{"Inode 0", second(fs.Inode(0)), syscall.ESTALE},
-		{"Inode beyond count", second(fs.Inode(Ino(fs.sb.InodesCount + 1))), syscall.ESTALE},
-		{"Inode unused", second(fs.Inode(Ino(fs.sb.InodesCount))), syscall.ESTALE},
+		{"Inode beyond count", second(fs.Inode(Ino(fs.geo.InodesCount + 1))), syscall.ESTALE},
+		{"Inode unused", second(fs.Inode(Ino(fs.geo.InodesCount))), syscall.ESTALE},
 		{"GetXattr absent", second(fs.GetXattr(f10, "user.none")), syscall.ENODATA},
 		{"GetXattr bad namespace", second(fs.GetXattr(f10, "bogus.x")), syscall.EOPNOTSUPP},
 		{"GetXattr system.data", second(fs.GetXattr(f10, "system.data")), syscall.EOPNOTSUPP},
@@ -269,7 +269,7 @@ func TestUpdate(t *testing.T) {
 	if got := dev.Bytes()[fs.pblkOff(blk)]; got != 0xAB {
 		t.Fatalf("aborted transaction reached the disk: %#x", got)
 	}
-	b, err := fs.readBlock(blk, "test", 0)
+	b, err := fs.readBlockLocked(blk, "test", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

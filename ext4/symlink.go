@@ -18,7 +18,7 @@ func (fs *FS) isFastSymlink(in *Inode) bool {
 	}
 	var eaBlocks uint64
 	if in.raw.FileACL() != 0 {
-		eaBlocks = uint64(fs.sb.ClusterSize() >> 9)
+		eaBlocks = uint64(fs.geo.ClusterSize() >> 9)
 	}
 	return in.IsSymlink() && in.blocks512 == eaBlocks
 }
@@ -29,7 +29,7 @@ func (fs *FS) isFastSymlink(in *Inode) bool {
 func (fs *FS) ReadLink(ino Ino) ([]byte, error) {
 	fs.mu.RLock()
 	defer fs.mu.RUnlock()
-	in, err := fs.inode(ino)
+	in, err := fs.inodeLocked(ino)
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +56,7 @@ func (fs *FS) ReadLink(ino Ino) ([]byte, error) {
 		}
 		return append([]byte(nil), in.raw.Block[:in.Size]...), nil
 	}
-	bm, err := fs.mapBlock(in, 0)
+	bm, err := fs.mapBlockLocked(in, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +64,7 @@ func (fs *FS) ReadLink(ino Ino) ([]byte, error) {
 		return nil, fs.corruptf("symlink", ino, 0, "target block is a %v", bm.kind)
 	}
 	t := make([]byte, in.Size)
-	if err := fs.readBlocks(in, t, 0); err != nil {
+	if err := fs.readBlocksLocked(in, t, 0); err != nil {
 		return nil, err
 	}
 	return t, nil

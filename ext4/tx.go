@@ -54,7 +54,7 @@ func (tx *Tx) getBlockLocked(blk PBlk, kind string, ino Ino) (*bcache.Buf, error
 	if b, ok := tx.bufs[uint64(blk)]; ok {
 		return b, nil
 	}
-	b, err := tx.fs.readBlock(blk, kind, ino)
+	b, err := tx.fs.readBlockLocked(blk, kind, ino)
 	if err != nil {
 		return nil, err
 	}

@@ -26,12 +26,12 @@ func (fs *FS) ibodyXattrs(in *Inode) ([]disk.XattrEntry, error) {
 
 // blockXattrs reads and verifies the inode's xattr block (i_file_acl).
 // Entries alias a private copy of the block.
-func (fs *FS) blockXattrs(in *Inode) ([]disk.XattrEntry, error) {
+func (fs *FS) blockXattrsLocked(in *Inode) ([]disk.XattrEntry, error) {
 	blk := PBlk(in.raw.FileACL())
 	if blk == 0 {
 		return nil, nil
 	}
-	b, err := fs.readBlock(blk, "xattr block", in.Ino)
+	b, err := fs.readBlockLocked(blk, "xattr block", in.Ino)
 	if err != nil {
 		return nil, err
 	}
@@ -51,8 +51,8 @@ func (fs *FS) blockXattrs(in *Inode) ([]disk.XattrEntry, error) {
 
 // findXattr looks up (index, name): in the inode body first, then in the
 // xattr block, as the kernel does.
-func (fs *FS) findXattr(in *Inode, index uint8, name []byte) (*disk.XattrEntry, error) {
-	for _, src := range []func(*Inode) ([]disk.XattrEntry, error){fs.ibodyXattrs, fs.blockXattrs} {
+func (fs *FS) findXattrLocked(in *Inode, index uint8, name []byte) (*disk.XattrEntry, error) {
+	for _, src := range []func(*Inode) ([]disk.XattrEntry, error){fs.ibodyXattrs, fs.blockXattrsLocked} {
 		es, err := src(in)
 		if err != nil {
 			return nil, err
@@ -68,7 +68,7 @@ func (fs *FS) findXattr(in *Inode, index uint8, name []byte) (*disk.XattrEntry, 
 
 // xattrValue returns an entry's value, reading it from its EA inode when
 // the value lives there (ea_inode feature).
-func (fs *FS) xattrValue(in *Inode, e *disk.XattrEntry) ([]byte, error) {
+func (fs *FS) xattrValueLocked(in *Inode, e *disk.XattrEntry) ([]byte, error) {
 	if e.ValueInum == 0 {
 		return append([]byte(nil), e.Value...), nil
 	}
@@ -78,7 +78,7 @@ func (fs *FS) xattrValue(in *Inode, e *disk.XattrEntry) ([]byte, error) {
 	if e.ValueSize > xattrValueMax {
 		return nil, syscall.E2BIG
 	}
-	ea, err := fs.inode(Ino(e.ValueInum))
+	ea, err := fs.inodeLocked(Ino(e.ValueInum))
 	if err != nil {
 		if err == syscall.ESTALE {
 			return nil, fs.corruptf("xattr", in.Ino, 0, "EA inode %d not in use", e.ValueInum)
@@ -90,7 +90,7 @@ func (fs *FS) xattrValue(in *Inode, e *disk.XattrEntry) ([]byte, error) {
 			ea.Ino, ea.Flags, ea.Mode, ea.Size, e.ValueSize)
 	}
 	v := make([]byte, e.ValueSize)
-	if _, err := fs.readAt(ea, v, 0); err != nil && len(v) > 0 {
+	if _, err := fs.readAtLocked(ea, v, 0); err != nil && len(v) > 0 {
 		return nil, err
 	}
 	return v, nil
@@ -113,12 +113,12 @@ func visibleXattr(index uint8) bool {
 func (fs *FS) ListXattr(ino Ino) ([]string, error) {
 	fs.mu.RLock()
 	defer fs.mu.RUnlock()
-	in, err := fs.inode(ino)
+	in, err := fs.inodeLocked(ino)
 	if err != nil {
 		return nil, err
 	}
 	var names []string
-	for _, src := range []func(*Inode) ([]disk.XattrEntry, error){fs.ibodyXattrs, fs.blockXattrs} {
+	for _, src := range []func(*Inode) ([]disk.XattrEntry, error){fs.ibodyXattrs, fs.blockXattrsLocked} {
 		es, err := src(in)
 		if err != nil {
 			return nil, err
@@ -142,7 +142,7 @@ func (fs *FS) ListXattr(ino Ino) ([]string, error) {
 func (fs *FS) GetXattr(ino Ino, name string) ([]byte, error) {
 	fs.mu.RLock()
 	defer fs.mu.RUnlock()
-	in, err := fs.inode(ino)
+	in, err := fs.inodeLocked(ino)
 	if err != nil {
 		return nil, err
 	}
@@ -150,14 +150,14 @@ func (fs *FS) GetXattr(ino Ino, name string) ([]byte, error) {
 	if !ok || !visibleXattr(index) {
 		return nil, syscall.EOPNOTSUPP
 	}
-	e, err := fs.findXattr(in, index, []byte(suffix))
+	e, err := fs.findXattrLocked(in, index, []byte(suffix))
 	if err != nil {
 		return nil, err
 	}
 	if e == nil {
 		return nil, syscall.ENODATA
 	}
-	v, err := fs.xattrValue(in, e)
+	v, err := fs.xattrValueLocked(in, e)
 	if err != nil {
 		return nil, err
 	}
