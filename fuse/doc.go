@@ -56,4 +56,6 @@
 //
 // Lock order: Server.mu (interrupt table, reader counts, lifecycle) is a
 // leaf lock; no FileSystem method is called with it held.
+// Server.iomap.mu (the iomap device cookies) is held only across
+// AddIomapDevice's notification write and takes no other lock.
 package fuse

@@ -126,6 +126,9 @@ func FuzzRequest(f *testing.F) {
 	f.Add(fuzzRequest(fuseproto.OpIoctl, structBytes(&io), []byte("xy")))
 	f.Add(fuzzRequest(fuseproto.OpInterrupt, make([]byte, 8)))
 	f.Add(fuzzRequest(fuseproto.OpInit, make([]byte, 16)))
+	f.Add(fuzzRequest(fuseproto.OpIomapBegin, make([]byte, 32)))
+	f.Add(fuzzRequest(fuseproto.OpIomapEnd, make([]byte, 64)))
+	f.Add(fuzzRequest(fuseproto.OpIomapIoend, make([]byte, 40)))
 	f.Fuzz(func(t *testing.T, req []byte) {
 		conn := &captureConn{}
 		s := NewServer(conn, touchFS{}, &Options{MaxPages: 1,

@@ -83,19 +83,10 @@ func (f *iomapFS) IomapIoend(r *fuse.Request, in *fuseproto.IomapIoendIn) syscal
 // enable_iomap on.
 func supported() (fuseproto.IomapSupport, error) { return fuseproto.IomapSupportAll, nil }
 
-// startIomap runs fs with iomap wanted and supported, and answers the INIT
-// of a seed iomap kernel.
+// startIomap runs fs as an iomap session with all three modes on.
 func startIomap(t *testing.T, fs fuse.FileSystem, opts *fuse.Options) *fusetest.Session {
 	t.Helper()
-	if opts == nil {
-		opts = &fuse.Options{}
-	}
-	opts.Iomap, opts.IomapDiscover = fuseproto.IomapSupportAll, supported
-	s := fusetest.StartNoInit(t, fs, opts)
-	in := fusetest.IomapInit()
-	if h, _ := s.Init(&in); h.Error != 0 {
-		t.Fatalf("INIT: errno %d", -h.Error)
-	}
+	s, _ := fusetest.StartIomap(t, fs, opts)
 	if p := s.Server.Protocol(); !p.Has(fuseproto.InitIomapAll) {
 		t.Fatalf("iomap not negotiated: %v", p.Flags)
 	}
@@ -617,5 +608,49 @@ func TestIomapDestroy(t *testing.T) {
 	}
 	if got := fs.take(); !slices.Equal(got, []string{"Destroy"}) {
 		t.Errorf("calls %q: Destroy must run exactly once", got)
+	}
+}
+
+// A real mount asking for iomap on a kernel without it comes up classic:
+// data is served through READ and the status says why.
+func TestRealMountIomapFallback(t *testing.T) {
+	requireMount(t)
+	if os.Getenv("E4BOX_IOMAP_KERNEL") == "1" {
+		t.Skip("kernel has fuse-iomap")
+	}
+	dir := t.TempDir()
+	fs := newTinyFS()
+	srv, err := fuse.Mount(dir, fs, &fuse.Options{FsName: "tinyfs", ReadOnly: true, Iomap: fuseproto.IomapSupportAll})
+	if err != nil {
+		t.Fatalf("Mount: %v", err)
+	}
+	if got := srv.IomapStatus(); got != fuse.NoKernelIomapMessage {
+		t.Errorf("IomapStatus before INIT = %q", got)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	t.Cleanup(func() {
+		if mountedAt(t, dir) {
+			_ = fuse.Unmount(dir, true)
+		}
+	})
+	got, err := os.ReadFile(filepath.Join(dir, "hello"))
+	if err != nil || !bytes.Equal(got, helloData) {
+		t.Fatalf("read hello = %q, %v", got, err)
+	}
+	if p := srv.Protocol(); p == nil || p.Flags&fuseproto.InitIomapAll != 0 {
+		t.Errorf("negotiated %+v", p)
+	}
+	if got := srv.IomapStatus(); got != fuse.NoKernelIomapMessage {
+		t.Errorf("IomapStatus = %q", got)
+	}
+	if _, err := srv.AddIomapDevice(0); !errors.Is(err, fuse.ErrIomapNotNegotiated) {
+		t.Errorf("AddIomapDevice: %v", err)
+	}
+	if err := srv.Unmount(); err != nil {
+		t.Fatalf("Unmount: %v", err)
+	}
+	if err := waitServe(t, served); err != nil {
+		t.Errorf("Serve = %v", err)
 	}
 }

@@ -3,8 +3,10 @@ package fusetest
 import (
 	"sync"
 	"syscall"
+	"testing"
 	"unsafe"
 
+	"github.com/e4box/e4box/fuse"
 	"github.com/e4box/e4box/fuseproto"
 )
 
@@ -103,4 +105,34 @@ func AddIomapDeviceHook(register func(fd int32) (uint32, syscall.Errno)) func(ms
 		*out.MapDev = cookie // put_user()
 		return nil
 	}
+}
+
+// StartIomap runs fs as an iomap session: Options.Iomap (default all modes)
+// with kernel support injected, INIT answered as IomapInit, and a write hook
+// playing the kernel's device registration against the returned table
+// (which accepts any open file). It fails the test unless iomap was
+// negotiated.
+func StartIomap(t testing.TB, fs fuse.FileSystem, opts *fuse.Options) (*Session, *IomapDevices) {
+	t.Helper()
+	o := fuse.Options{}
+	if opts != nil {
+		o = *opts
+	}
+	if o.Iomap == 0 {
+		o.Iomap = fuseproto.IomapSupportAll
+	}
+	if o.IomapDiscover == nil {
+		o.IomapDiscover = func() (fuseproto.IomapSupport, error) { return fuseproto.IomapSupportAll, nil }
+	}
+	s := StartNoInit(t, fs, &o)
+	devs := &IomapDevices{AnyFile: true, Fuseblk: o.BlockDevice}
+	s.Conn.SetWriteHook(AddIomapDeviceHook(devs.Register))
+	in := IomapInit()
+	if h, _ := s.Init(&in); h.Error != 0 {
+		t.Fatalf("fusetest: INIT failed: errno %d", -h.Error)
+	}
+	if p := s.Server.Protocol(); p == nil || !p.Has(fuseproto.InitIomap) {
+		t.Fatalf("fusetest: iomap not negotiated")
+	}
+	return s, devs
 }
