@@ -61,3 +61,21 @@ func TestKernelRun(t *testing.T) {
 		})
 	}
 }
+
+func TestKernelENOSPC(t *testing.T) {
+	requireKernel(t)
+	for i, v := range variants {
+		t.Run(v.Name, func(t *testing.T) {
+			img, mnt, target := kernelTarget(t, v, 48, 2048)
+			rep := Fill(t, FillConfig{
+				Dir:         target,
+				Seed:        uint64(2000 + i),
+				Xattrs:      true,
+				XattrBudget: FeaturesFor(v).XattrBudget,
+				Fallocate:   ExtentFiles(v),
+			})
+			testutil.Unmount(t, mnt)
+			rep.CheckImage(t, img)
+		})
+	}
+}
