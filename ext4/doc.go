@@ -5,10 +5,9 @@
 //
 // It owns the filesystem's runtime state: the superblock in use, group
 // descriptor access, the metadata buffer cache, a cache of decoded inodes,
-// and (through Update) all metadata mutation. Layouts and checksums live in
-// the leaf packages it imports (ext4/disk, internal/crc); block I/O goes
-// through blockdev and bcache. It may also import ext4/dirhash, which is to
-// own the htree name hashes (hash.go holds a copy until it exists), and
+// and (through Update) all metadata mutation. Layouts, checksums and name
+// hashes live in the leaf packages it imports (ext4/disk, ext4/dirhash,
+// internal/crc); block I/O goes through blockdev and bcache. It imports
 // nothing else outside the standard library.
 //
 // # Data path

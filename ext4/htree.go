@@ -3,6 +3,7 @@ package ext4
 import (
 	"syscall"
 
+	"github.com/e4box/e4box/ext4/dirhash"
 	"github.com/e4box/e4box/ext4/disk"
 )
 
@@ -43,15 +44,9 @@ func (fs *FS) dxLookupLocked(in *Inode, name []byte) (Ino, error) {
 	if levels > maxLevels {
 		return 0, fs.corruptf("htree root", in.Ino, pblk, "%d levels, at most %d allowed", levels, maxLevels)
 	}
-	hv := root.Info.HashVersion
-	if hv == disk.DxHashSipHash {
-		// siphash is only used by casefolded directories, which Open refuses.
-		return 0, fs.corruptf("htree root", in.Ino, pblk, "siphash directory without casefold")
-	}
-	if hv <= disk.DxHashTea && fs.features.unsignedHash {
-		hv += 3
-	}
-	hash, err := fs.nameHash(name, hv)
+	// siphash is only used by casefolded directories, which Open refuses;
+	// dirhash reports it (and unknown versions) as unsupported.
+	hash, _, err := dirhash.Hash(dirhash.Effective(root.Info.HashVersion, fs.features.unsignedHash), name, fs.geo.HashSeed)
 	if err != nil {
 		return 0, fs.corrupt("htree root", in.Ino, pblk, err)
 	}

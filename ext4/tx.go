@@ -13,8 +13,9 @@ import (
 // a writeback is not atomic, and no mutation operations exist yet.
 type Tx struct {
 	fs    *FS
-	bufs  map[uint64]*bcache.Buf // dirtied buffers, each holding a reference
-	inos  map[Ino]struct{}       // inodes whose cached snapshots must be dropped
+	bufs  map[uint64]*bcache.Buf  // buffers used by the transaction, each holding a reference
+	csums map[uint64]func([]byte) // per dirty block: sets its checksum just before write-back
+	inos  map[Ino]struct{}        // inodes whose cached snapshots must be dropped
 	ended bool
 }
 
@@ -28,7 +29,8 @@ func (fs *FS) Update(fn func(tx *Tx) error) error {
 	}
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	tx := &Tx{fs: fs, bufs: make(map[uint64]*bcache.Buf), inos: make(map[Ino]struct{})}
+	tx := &Tx{fs: fs, bufs: make(map[uint64]*bcache.Buf), csums: make(map[uint64]func([]byte)),
+		inos: make(map[Ino]struct{})}
 	err := fn(tx)
 	tx.ended = true
 	for ino := range tx.inos {
@@ -40,6 +42,13 @@ func (fs *FS) Update(fn func(tx *Tx) error) error {
 			fs.cache.Put(b)
 		}
 		return err
+	}
+	// Checksums are set once, on the final contents (lwext4's
+	// checksum-on-put), never at the call sites that modify a block.
+	for blk, csum := range tx.csums {
+		if csum != nil {
+			csum(tx.bufs[blk].Data)
+		}
 	}
 	for _, b := range tx.bufs {
 		fs.cache.Put(b)
@@ -63,7 +72,12 @@ func (tx *Tx) getBlockLocked(blk PBlk, kind string, ino Ino) (*bcache.Buf, error
 }
 
 // dirtyLocked marks a buffer obtained from getBlockLocked as modified.
-func (tx *Tx) dirtyLocked(b *bcache.Buf) { tx.fs.cache.MarkDirty(b) }
+// csum, if not nil, is run on the block's final contents at commit, just
+// before write-back (the last one given for a block wins).
+func (tx *Tx) dirtyLocked(b *bcache.Buf, csum func([]byte)) {
+	tx.fs.cache.MarkDirty(b)
+	tx.csums[b.Blk] = csum
+}
 
 // touchInodeLocked records that inode ino changes in this transaction, so
 // its cached snapshot is dropped when the transaction ends.
