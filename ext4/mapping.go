@@ -167,8 +167,8 @@ func (fs *FS) ReadAt(ino Ino, p []byte, off int64) (int, error) {
 	if in.IsDir() {
 		return 0, syscall.EISDIR
 	}
-	if !in.IsReg() && !in.IsSymlink() {
-		return 0, syscall.EINVAL
+	if !in.IsReg() {
+		return 0, syscall.EINVAL // symlinks are read with ReadLink
 	}
 	return fs.readAtLocked(in, p, off)
 }

@@ -154,6 +154,7 @@ func TestErrnos(t *testing.T) {
 		{"ReadDir of file", fs.ReadDir(f10, 0, func(DirEntry) bool { return true }), syscall.ENOTDIR},
 		{"ReadLink of file", second(fs.ReadLink(f10)), syscall.EINVAL},
 		{"ReadAt of dir", second(fs.ReadAt(dir, make([]byte, 1), 0)), syscall.EISDIR},
+		{"ReadAt of symlink", second(fs.ReadAt(link, make([]byte, 1), 0)), syscall.EINVAL},
 		{"SeekData past EOF", second(fs.SeekData(f10, 10)), syscall.ENXIO},
 		{"SeekHole past EOF", second(fs.SeekHole(f10, 100)), syscall.ENXIO},
 		{"Inode 0", second(fs.Inode(0)), syscall.ESTALE},
