@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"syscall"
 
@@ -23,7 +24,7 @@ func (s *Server) Lookup(r *fuse.Request, name []byte, out *fuseproto.EntryOut) s
 		return errno
 	}
 	ino, err := s.fs.Lookup(dir, name)
-	if err == syscall.ENOENT && s.opts.ReadOnly {
+	if errors.Is(err, syscall.ENOENT) && s.opts.ReadOnly {
 		// A zero nodeid is ENOENT that the kernel may cache for the entry
 		// timeout: on a read-only image the name cannot appear later.
 		out.SetEntryTimeout(s.opts.EntryTimeout)
