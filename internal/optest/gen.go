@@ -464,6 +464,19 @@ func (g *gen) make(k opKind) *op {
 		}
 	case opRmdir:
 		o.path = g.path(isDir, 85)
+		if g.pct(60) {
+			// Mostly empty ones: most directories are not.
+			dir := g.randDir()
+			var empty []string
+			for _, e := range g.entries(dir) {
+				if e.IsDir() && len(g.entries(join(dir, e.Name()))) == 0 {
+					empty = append(empty, e.Name())
+				}
+			}
+			if len(empty) > 0 {
+				o.path = join(dir, empty[g.r.IntN(len(empty))])
+			}
+		}
 	case opSymlink:
 		o.path = g.path(anyType, 15)
 		o.target = g.symlinkTarget()

@@ -94,8 +94,9 @@ type Config struct {
 	// MaxDepth bounds the directory depth mkdir creates at. Zero means 3.
 	MaxDepth int
 	// CompareLayout also compares the data regions SEEK_DATA/SEEK_HOLE
-	// report. Off by default: tmpfs allocates pages, ext4 blocks.
+	// report exactly. Off by default: tmpfs allocates pages, ext4 blocks.
 	CompareLayout bool
+
 	// Verbose logs every operation and its outcome (so does setting
 	// OPTEST_VERBOSE in the environment).
 	Verbose bool
@@ -127,8 +128,11 @@ type Result struct {
 	Steps int
 	// Counts of operations by kind, and of those that succeeded.
 	Ops, OK map[string]int
-	// Compares is how many whole-tree comparisons passed.
-	Compares int
+	// Compares is how many whole-tree comparisons passed; Entries and
+	// PinnedMtimes count the entries the last one covered, and those of
+	// them whose mtime it compared.
+	Compares              int
+	Entries, PinnedMtimes int
 
 	ref    string
 	layout bool
@@ -358,7 +362,7 @@ func (r *runner) statLine(side int, rel string) string {
 // compareTrees snapshots both roots and fails on any difference.
 func (r *runner) compareTrees() {
 	r.t.Helper()
-	want, got, err := r.res.snapshots(r.cfg.Target, 4<<20)
+	want, got, err := r.res.snapshots(r.cfg.Target, 4<<20, false)
 	if err != nil {
 		r.fail("snapshot: %v", err)
 	}
@@ -366,11 +370,18 @@ func (r *runner) compareTrees() {
 		r.fail("trees differ in %d places (reference -> target):\n%s", n, strings.Join(diffs, "\n"))
 	}
 	r.res.Compares++
+	r.res.Entries, r.res.PinnedMtimes = len(want), 0
+	for _, e := range want {
+		if r.res.pinned[e.Ino] {
+			r.res.PinnedMtimes++
+		}
+	}
 }
 
-// snapshots takes the reference's snapshot and dir's.
-func (res *Result) snapshots(dir string, fullRead int64) (want, got map[string]testutil.Entry, err error) {
-	opts := testutil.SnapshotOptions{Layout: res.layout, FullReadLimit: fullRead}
+// snapshots takes the reference's snapshot and dir's, with data regions
+// when layout or holes are compared.
+func (res *Result) snapshots(dir string, fullRead int64, holes bool) (want, got map[string]testutil.Entry, err error) {
+	opts := testutil.SnapshotOptions{Layout: res.layout || holes, FullReadLimit: fullRead}
 	if want, err = testutil.SnapshotWith(res.ref, opts); err != nil {
 		return nil, nil, err
 	}
@@ -401,14 +412,135 @@ func (res *Result) compareOptions(ref map[string]testutil.Entry) testutil.Compar
 
 // Compare snapshots dir (another view of the target, such as the kernel's
 // loop mount of its image) and fails t unless it equals the reference as
-// the run left it.
+// the run left it, and has no data where the reference has holes.
+//
+// The hole check is meant for a fresh mount: there the kernel's SEEK_DATA
+// reports what is allocated on disk (unwritten extents are holes), while
+// unwritten extents whose pages are cached, after a read, report data.
+// So the data regions are taken before anything is read.
 func (res *Result) Compare(t testing.TB, dir string) {
 	t.Helper()
-	want, got, err := res.snapshots(dir, 0)
+	wantLayout, err := layouts(res.ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotLayout, err := layouts(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, got, err := res.snapshots(dir, 0, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	testutil.CompareSnapshots(t, want, got, res.compareOptions(want))
+	if holes := holesFilled(wantLayout, gotLayout); len(holes) > 0 {
+		t.Errorf("%d files have data where the reference has holes:\n%s", len(holes), strings.Join(holes, "\n"))
+	}
+}
+
+// layouts returns the data regions of every regular file under root,
+// found with SEEK_DATA/SEEK_HOLE without reading anything.
+func layouts(root string) (map[string][]testutil.Region, error) {
+	out := map[string][]testutil.Region{}
+	var walk func(rel string) error
+	walk = func(rel string) error {
+		p := abs(root, rel)
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
+			names, err := readNames(p)
+			if err != nil {
+				return err
+			}
+			for _, n := range names {
+				if err := walk(join(rel, n)); err != nil {
+					return err
+				}
+			}
+		case unix.S_IFREG:
+			rs, err := dataRegions(p, st.Size)
+			if err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+			out[rel] = rs
+		}
+		return nil
+	}
+	return out, walk(".")
+}
+
+// dataRegions lists the data regions of file p of size sz.
+func dataRegions(p string, sz int64) ([]testutil.Region, error) {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	var rs []testutil.Region
+	for off := int64(0); off < sz && len(rs) < 1<<16; {
+		d, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if err == unix.ENXIO {
+			break
+		}
+		if err != nil {
+			return rs, err
+		}
+		h, err := unix.Seek(fd, d, unix.SEEK_HOLE)
+		if err != nil {
+			return rs, err
+		}
+		if h <= d {
+			return rs, fmt.Errorf("SEEK_HOLE from %d gave %d", d, h)
+		}
+		rs = append(rs, testutil.Region{Off: d, Len: h - d})
+		off = h
+	}
+	return rs, nil
+}
+
+// holeGranularity is a page: tmpfs allocates pages, ext4 blocks of at
+// most a page.
+const holeGranularity = 4096
+
+// holesFilled lists the regular files of got that have data regions
+// outside want's (rounded out to pages): sparse files must stay sparse.
+// Fewer data regions are fine (a file system may keep written zeros or
+// preallocated space as holes).
+func holesFilled(want, got map[string][]testutil.Region) []string {
+	var out []string
+	for p, g := range got {
+		w, ok := want[p]
+		if !ok {
+			continue
+		}
+		for _, r := range g {
+			if !covered(w, r) {
+				out = append(out, fmt.Sprintf("%s: data at [%d,+%d), reference data regions %v", shortPath(p), r.Off, r.Len, w))
+				break
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// covered reports whether r lies within regions rounded out to pages.
+func covered(regions []testutil.Region, r testutil.Region) bool {
+	const g = holeGranularity
+	off, end := r.Off, r.Off+r.Len
+	for _, w := range regions {
+		lo, hi := w.Off/g*g, (w.Off+w.Len+g-1)/g*g
+		if off >= lo && off < hi {
+			off = hi // regions are sorted and disjoint
+		}
+		if off >= end {
+			return true
+		}
+	}
+	return off >= end
 }
 
 // VerifyImage is the check after a run on an unmounted image: e2fsck -fn

@@ -52,7 +52,8 @@ func TestKernelRun(t *testing.T) {
 				Reference: Tmpfs(t),
 				Features:  FeaturesFor(v),
 			})
-			t.Logf("%d steps, %d comparisons; ok by kind: %v", res.Steps, res.Compares, res.OK)
+			t.Logf("%d steps, %d comparisons, last of %d entries (%d with pinned mtimes); ok by kind: %v",
+				res.Steps, res.Compares, res.Entries, res.PinnedMtimes, res.OK)
 			testutil.Unmount(t, mnt)
 			res.VerifyImage(t, img, "optest")
 			res.Coverage(t, "create", "write", "read", "truncate", "rename", "link", "unlink",
@@ -76,6 +77,20 @@ func TestKernelENOSPC(t *testing.T) {
 			})
 			testutil.Unmount(t, mnt)
 			rep.CheckImage(t, img)
+		})
+	}
+}
+
+func TestKernelConcurrent(t *testing.T) {
+	requireKernel(t)
+	for i, v := range []testutil.Variant{testutil.Ext4, testutil.Ext2} {
+		t.Run(v.Name, func(t *testing.T) {
+			img, mnt, target := kernelTarget(t, v, 256, 4096)
+			Concurrent(t, ConcurrentConfig{Dir: target, Seed: uint64(3000 + i), Workers: 6, Ops: Steps(600)})
+			testutil.Unmount(t, mnt)
+			if !testutil.E2fsckClean(t, img) {
+				t.FailNow()
+			}
 		})
 	}
 }
