@@ -156,7 +156,9 @@ func TestCompareDetects(t *testing.T) {
 	}{
 		{"a byte of " + file, func() error { return flipByte(abs(target, file)) }, func() error { return flipByte(abs(target, file)) }},
 		{"the mode of " + file, func() error { return os.Chmod(abs(target, file), 0o4711) },
-			func() error { return os.Chmod(abs(target, file), os.FileMode(snap[file].Mode&0o777)|goMode(snap[file].Mode)) }},
+			func() error {
+				return os.Chmod(abs(target, file), os.FileMode(snap[file].Mode&0o777)|goMode(snap[file].Mode))
+			}},
 		{"the pinned mtime of " + pinned, func() error {
 			return unix.UtimesNanoAt(unix.AT_FDCWD, abs(target, pinned), ts, unix.AT_SYMLINK_NOFOLLOW)
 		}, nil},
