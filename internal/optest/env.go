@@ -34,15 +34,26 @@ func Tmpfs(t testing.TB) string {
 	return dir
 }
 
-// NewImage creates an empty image of variant v, sizeMB large (sparse),
-// with room for inodes files, and returns its path.
+// TargetDir is the directory NewImage creates for a run's target root: a
+// subdirectory keeps lost+found out of the comparison, and making it with
+// mkfs means a run's first failure on a new write path is a real
+// operation, not the setup.
+const TargetDir = "optest"
+
+// NewImage creates an image of variant v, sizeMB large (sparse), with
+// room for inodes files, holding only the empty directory TargetDir, and
+// returns its path.
 func NewImage(t testing.TB, v testutil.Variant, sizeMB, inodes int) string {
 	t.Helper()
 	// mke2fs takes the last -N, so this overrides the helper's estimate
-	// (sized for the empty tree).
+	// (sized for the tiny tree).
 	v.Args = append(append([]string(nil), v.Args...), "-N", strconv.Itoa(inodes))
+	src := t.TempDir()
+	if err := os.Mkdir(src+"/"+TargetDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	img := t.TempDir() + "/img"
-	testutil.MkfsD(t, img, t.TempDir(), v, sizeMB)
+	testutil.MkfsD(t, img, src, v, sizeMB)
 	return img
 }
 

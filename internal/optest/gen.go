@@ -48,7 +48,7 @@ func newGen(cfg Config, run *runner) *gen {
 	}
 	w := map[opKind]int{
 		opCreate: 6, opWrite: 16, opRead: 5, opTruncate: 5, opFallocate: 5,
-		opRename: 9, opLink: 3, opUnlink: 6, opMkdir: 5, opRmdir: 3, opSymlink: 3,
+		opRename: 9, opLink: 3, opUnlink: 6, opMkdir: 5, opRmdir: 4, opSymlink: 3,
 		opMknod: 1, opSetxattr: 5, opRemovexattr: 2, opChmod: 3, opChown: 2,
 		opUtimens: 4, opUnlinkedWrite: 1, opOpen: 2, opHWrite: 4, opHRead: 2,
 		opHTruncate: 1, opHFallocate: 1, opHSync: 1, opClose: 1,
@@ -159,6 +159,22 @@ func (g *gen) randDir() string {
 		rel = join(rel, dirs[g.r.IntN(len(dirs))])
 	}
 	return rel
+}
+
+// emptyDirs lists the empty directories below dir, in a fixed order.
+func (g *gen) emptyDirs(dir string) []string {
+	var out []string
+	for _, e := range g.entries(dir) {
+		if e.IsDir() {
+			sub := join(dir, e.Name())
+			if len(g.entries(sub)) == 0 {
+				out = append(out, sub)
+			} else {
+				out = append(out, g.emptyDirs(sub)...)
+			}
+		}
+	}
+	return out
 }
 
 func (g *gen) name() string {
@@ -464,18 +480,9 @@ func (g *gen) make(k opKind) *op {
 		}
 	case opRmdir:
 		o.path = g.path(isDir, 85)
-		if g.pct(60) {
+		if empty := g.emptyDirs("."); len(empty) > 0 && g.pct(60) {
 			// Mostly empty ones: most directories are not.
-			dir := g.randDir()
-			var empty []string
-			for _, e := range g.entries(dir) {
-				if e.IsDir() && len(g.entries(join(dir, e.Name()))) == 0 {
-					empty = append(empty, e.Name())
-				}
-			}
-			if len(empty) > 0 {
-				o.path = join(dir, empty[g.r.IntN(len(empty))])
-			}
+			o.path = empty[g.r.IntN(len(empty))]
 		}
 	case opSymlink:
 		o.path = g.path(anyType, 15)

