@@ -3,7 +3,6 @@ package testutil
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -153,13 +152,10 @@ func MkfsCopy(t testing.TB, img, srcDir string, variant Variant, sizeMB int) {
 	}
 	mkfs(t, img, srcDir, variant, sizeMB, false)
 	mnt := t.TempDir()
-	dev := loopMount(t, img, mnt, false)
+	loopMount(t, img, mnt, false)
 	err := CopyTree(srcDir, mnt)
 	if uerr := unmount(mnt); uerr != nil && err == nil {
 		err = uerr
-	}
-	if derr := losetupDetach(dev); derr != nil && err == nil {
-		err = derr
 	}
 	if err != nil {
 		t.Fatalf("MkfsCopy %s: %v", variant.Name, err)
@@ -334,13 +330,4 @@ func Debugfs(t testing.TB, img, cmd string) string {
 		}
 	}
 	return stdout.String()
-}
-
-// losetupDetach detaches a loop device.
-func losetupDetach(dev string) error {
-	out, err := exec.Command("losetup", "-d", dev).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("losetup -d %s: %v: %s", dev, err, out)
-	}
-	return nil
 }

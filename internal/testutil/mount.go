@@ -17,10 +17,14 @@ import (
 
 var errNotMounted = errors.New("not a mount point")
 
-// LoopMount attaches img to a loop device and mounts it on dir with the
-// kernel's own ext2/3/4 driver (read-only when ro), the oracle e4box is
-// compared with. It returns the loop device. Cleanup unmounts dir unless
-// the test already did (see Unmount) and detaches the device.
+// LoopMount mounts img on dir through a loop device with the kernel's own
+// ext2/3/4 driver (read-only when ro), the oracle e4box is compared with,
+// and returns the loop device. Cleanup unmounts dir unless the test
+// already did (see Unmount).
+//
+// The loop device is set up by mount(8) with autoclear, so it detaches
+// itself at unmount: nothing ever detaches a device by name, which could
+// hit a device another test process has attached since.
 func LoopMount(t testing.TB, img, dir string, ro bool) string {
 	t.Helper()
 	RequireLoop(t)
@@ -30,23 +34,13 @@ func LoopMount(t testing.TB, img, dir string, ro bool) string {
 
 func loopMount(t testing.TB, img, dir string, ro bool) string {
 	t.Helper()
-	args := []string{"--find", "--show"}
+	opts := "loop,rw"
 	if ro {
-		args = append(args, "--read-only")
-	}
-	out, err := exec.Command("losetup", append(args, img)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("losetup %s: %v: %s", img, err, out)
-	}
-	dev := strings.TrimSpace(string(out))
-	opts := "rw"
-	if ro {
-		opts = "ro"
+		opts = "loop,ro"
 	}
 	// mount(8) probes the type (ext2, ext3 or ext4) like a user would.
-	if out, err := exec.Command("mount", "-o", opts, dev, dir).CombinedOutput(); err != nil {
-		derr := losetupDetach(dev)
-		t.Fatalf("mount -o %s %s (%s) %s: %v: %s\nkernel log:\n%s(detach: %v)", opts, dev, img, dir, err, out, kernelLogTail(), derr)
+	if out, err := exec.Command("mount", "-o", opts, img, dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount -o %s %s %s: %v: %s\nkernel log:\n%s", opts, img, dir, err, out, kernelLogTail())
 	}
 	t.Cleanup(func() {
 		if ok, _ := IsMountPoint(dir); ok {
@@ -54,13 +48,11 @@ func loopMount(t testing.TB, img, dir string, ro bool) string {
 				t.Errorf("cleanup: %v", err)
 			}
 		}
-		// The device may already be gone if the test detached it.
-		if _, err := os.Stat("/sys/block/" + filepath.Base(dev) + "/loop/backing_file"); err == nil {
-			if err := losetupDetach(dev); err != nil {
-				t.Errorf("cleanup: %v", err)
-			}
-		}
 	})
+	dev, err := mountSource(dir)
+	if err != nil {
+		t.Fatalf("LoopMount: %v", err)
+	}
 	return dev
 }
 
@@ -118,28 +110,49 @@ func unmount(dir string) error {
 // IsMountPoint reports whether dir is a mount point, from
 // /proc/self/mountinfo.
 func IsMountPoint(dir string) (bool, error) {
+	_, ok, err := mountInfo(dir)
+	return ok, err
+}
+
+// mountSource returns the source (device) mounted on dir.
+func mountSource(dir string) (string, error) {
+	src, ok, err := mountInfo(dir)
+	if err == nil && !ok {
+		err = fmt.Errorf("%s: %w", dir, errNotMounted)
+	}
+	return src, err
+}
+
+// mountInfo finds the last (topmost) mount on dir in /proc/self/mountinfo
+// and returns its source.
+func mountInfo(dir string) (source string, mounted bool, err error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return false, err
+		return "", false, err
 	}
 	if r, err := filepath.EvalSymlinks(abs); err == nil {
 		abs = r
 	}
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
-		return false, err
+		return "", false, err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		// id parent major:minor root mountpoint options ...
+		// id parent major:minor root mountpoint options [optional...] - fstype source superopts
 		fields := strings.Fields(sc.Text())
 		if len(fields) > 4 && unescapeMountinfo(fields[4]) == abs {
-			return true, nil
+			mounted, source = true, ""
+			for i, f := range fields {
+				if f == "-" && i+2 < len(fields) {
+					source = unescapeMountinfo(fields[i+2])
+				}
+			}
 		}
 	}
-	return false, sc.Err()
+	return source, mounted, sc.Err()
 }
 
 // unescapeMountinfo undoes the kernel's octal escapes (\040 for space,

@@ -74,11 +74,11 @@ func lookTool(name string) (string, error) {
 }
 
 // RequireLoop skips (fails under CI) unless loop devices can be attached:
-// it needs root, /dev/loop-control and the losetup tool.
+// it needs root, /dev/loop-control and mount(8) (which sets them up).
 func RequireLoop(t testing.TB) {
 	t.Helper()
 	RequireRoot(t)
-	RequireTool(t, "losetup")
+	RequireTool(t, "mount")
 	fd, err := unix.Open("/dev/loop-control", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		skipOrFail(t, "cannot open /dev/loop-control: %v", err)

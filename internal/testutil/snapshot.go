@@ -357,9 +357,10 @@ func (s *snapper) hashFile(p string, size int64) (string, []Region, error) {
 	h := sha256.New()
 	c := &chunker{h: h, last: -1}
 	if full {
-		// Read to EOF, not to size: a file returning more or fewer bytes
-		// than its size is a bug worth reporting.
-		n, err := s.readSpan(fd, c, 0, -1)
+		// Read one byte past size: a file returning more or fewer bytes
+		// than its size is a bug worth reporting (and reading to EOF could
+		// run forever on a broken file system).
+		n, err := s.readSpan(fd, c, 0, size+1)
 		if err != nil {
 			return "", layout, err
 		}
@@ -389,16 +390,12 @@ func keepLayout(keep bool, l []Region) []Region {
 	return nil
 }
 
-// readSpan reads n bytes from chunk-aligned off (to EOF when n < 0) and
-// feeds them to c. It returns the number of bytes read.
+// readSpan reads up to n bytes from chunk-aligned off, stopping early at
+// EOF, and feeds them to c. It returns the number of bytes read.
 func (s *snapper) readSpan(fd int, c *chunker, off, n int64) (int64, error) {
 	var total int64
-	for n < 0 || total < n {
-		want := int64(len(s.buf))
-		if n >= 0 {
-			want = min(want, n-total)
-		}
-		b := s.buf[:want]
+	for total < n {
+		b := s.buf[:min(int64(len(s.buf)), n-total)]
 		got := 0
 		// Fill b completely unless EOF: chunk boundaries must not depend
 		// on how the file system splits reads.

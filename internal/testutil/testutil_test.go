@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -310,14 +311,17 @@ func TestMkfsRoundTrip(t *testing.T) {
 	want := snap(t, src)
 	for _, v := range AllVariants {
 		t.Run(v.Name, func(t *testing.T) {
-			if !v.KernelMountable() {
-				t.Skipf("kernel cannot mount %d-byte blocks", v.BlockSize)
-			}
 			img := filepath.Join(t.TempDir(), "img")
 			MkfsD(t, img, src, v, 0)
 			E2fsckClean(t, img)
+			if !v.KernelMountable() {
+				t.Skipf("built and checked; kernel cannot mount %d-byte blocks", v.BlockSize)
+			}
 			mnt := t.TempDir()
-			LoopMount(t, img, mnt, true)
+			dev := LoopMount(t, img, mnt, true)
+			if !strings.HasPrefix(dev, "/dev/loop") {
+				t.Errorf("LoopMount returned device %q", dev)
+			}
 			if ok, err := IsMountPoint(mnt); !ok || err != nil {
 				t.Fatalf("IsMountPoint after LoopMount: %v %v", ok, err)
 			}
@@ -328,6 +332,19 @@ func TestMkfsRoundTrip(t *testing.T) {
 			Unmount(t, mnt)
 			if ok, _ := IsMountPoint(mnt); ok {
 				t.Error("still mounted after Unmount")
+			}
+			// Autoclear: the device detaches itself after the unmount.
+			backing := "/sys/block/" + filepath.Base(dev) + "/loop/backing_file"
+			for i := 0; ; i++ {
+				b, err := os.ReadFile(backing)
+				if err != nil || !strings.Contains(string(b), img) {
+					break
+				}
+				if i == 100 {
+					t.Errorf("%s still attached to %s after unmount", dev, img)
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
 			}
 		})
 	}
