@@ -428,3 +428,28 @@ func TestFullTree(t *testing.T) {
 		t.Errorf("huge sparse file layout in the image: %s", fmtRegions(l))
 	}
 }
+
+func TestMountinfoParsing(t *testing.T) {
+	for in, want := range map[string]string{
+		`/tmp/a\040b`:     "/tmp/a b",
+		`/x\011y\012z`:    "/x\ty\nz",
+		`/back\134slash`:  `/back\slash`,
+		`/plain`:          "/plain",
+		`/short\04`:       `/short\04`,
+		`/not-octal\09a9`: `/not-octal\09a9`,
+	} {
+		if got := unescapeMountinfo(in); got != want {
+			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
+		}
+	}
+	dir := t.TempDir()
+	if ok, err := IsMountPoint(dir); ok || err != nil {
+		t.Errorf("IsMountPoint(fresh temp dir) = %v, %v", ok, err)
+	}
+	if ok, err := IsMountPoint("/proc"); !ok || err != nil {
+		t.Errorf("IsMountPoint(/proc) = %v, %v", ok, err)
+	}
+	if _, err := mountSource(dir); err == nil {
+		t.Error("mountSource of an unmounted dir succeeded")
+	}
+}
