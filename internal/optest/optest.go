@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -212,14 +213,18 @@ func (r *runner) prepareRoots() {
 		if len(names) > 0 {
 			r.t.Fatalf("optest: %s is not empty: %q", root, names)
 		}
-		if err := unix.Chmod(root, 0o755); err != nil {
-			r.t.Fatal(err)
+		steps := []struct {
+			what string
+			do   func() error
+		}{
+			{"chmod", func() error { return unix.Chmod(root, 0o755) }},
+			{"lchown", func() error { return unix.Lchown(root, 0, 0) }},
+			{"utimensat", func() error { return unix.UtimesNanoAt(unix.AT_FDCWD, root, ts, 0) }},
 		}
-		if err := unix.Lchown(root, 0, 0); err != nil {
-			r.t.Fatal(err)
-		}
-		if err := unix.UtimesNanoAt(unix.AT_FDCWD, root, ts, 0); err != nil {
-			r.t.Fatal(err)
+		for _, s := range steps {
+			if err := s.do(); err != nil {
+				r.t.Fatalf("optest: preparing root %s: %s: %v", root, s.what, err)
+			}
 		}
 		xs, err := listXattrs(root)
 		if err != nil {
@@ -334,8 +339,8 @@ func (r *runner) record(line string) {
 // fail stops the run with the recent operations and how to replay it.
 func (r *runner) fail(format string, args ...any) {
 	r.t.Helper()
-	r.t.Fatalf("optest seed %d, step %d: %s\nlast operations:\n  %s\nreplay: Config{Seed: %d, Steps: %d} (Verbose: true logs every operation)",
-		r.cfg.Seed, r.step, fmt.Sprintf(format, args...), strings.Join(r.log, "\n  "), r.cfg.Seed, r.step)
+	r.t.Fatalf("optest seed %d, step %d: %s\nlast operations:\n  %s\nreplay: Config{Seed: %d, Steps: %d}, e.g. OPTEST_STEPS=%d OPTEST_VERBOSE=1 go test -count=1 -run '^%s$' (logs every operation)",
+		r.cfg.Seed, r.step, fmt.Sprintf(format, args...), strings.Join(r.log, "\n  "), r.cfg.Seed, r.step, r.step, runPattern(r.t.Name()))
 }
 
 // statLine describes rel on one side: type, mode, owner, link count,
@@ -633,4 +638,13 @@ func shortPath(p string) string {
 // newRand returns the generator's source for seed.
 func newRand(seed uint64) *rand.Rand {
 	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+}
+
+// runPattern turns a test name into a -run pattern matching only it.
+func runPattern(name string) string {
+	parts := strings.Split(name, "/")
+	for i, p := range parts {
+		parts[i] = regexp.QuoteMeta(p)
+	}
+	return strings.Join(parts, "$/^")
 }
