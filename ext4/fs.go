@@ -77,6 +77,8 @@ type FS struct {
 	stat Statfs
 
 	icache inodeCache
+
+	wr writeState // write-path state (sbstate.go)
 }
 
 // featureSet caches the feature tests used on hot paths.
@@ -122,6 +124,10 @@ func Open(dev blockdev.Device, opts Options) (*FS, error) {
 	if bad := (sb.FeatureRoCompat &^ supportedRoCompat).Names(); len(bad) > 0 && !ro {
 		ro = true
 		log.Warn("ext4: read-only: unsupported ro_compat features", slog.String("features", strings.Join(bad, ",")))
+	}
+	if bad := rwBlockers(sb); len(bad) > 0 && !ro {
+		ro = true
+		log.Warn("ext4: read-only: cannot write filesystems with these features", slog.String("features", strings.Join(bad, ",")))
 	}
 
 	fs := &FS{
@@ -172,6 +178,11 @@ func Open(dev blockdev.Device, opts Options) (*FS, error) {
 	if !root.IsDir() {
 		return nil, fs.corruptf("root inode", RootIno, 0, "not a directory (mode %#o)", root.Mode)
 	}
+	if !ro {
+		if err := fs.mountRW(); err != nil {
+			return nil, err
+		}
+	}
 	return fs, nil
 }
 
@@ -218,16 +229,17 @@ func (fs *FS) checkGeometry() error {
 	return nil
 }
 
-// Close releases the filesystem. It flushes dirty metadata (there is none
-// until the write path lands) and closes nothing else: the device belongs
-// to the caller.
+// Close releases the filesystem. On a read-write mount it is the clean
+// unmount (see sbstate.go): the superblock is marked clean again and the
+// device flushed. It closes nothing else: the device belongs to the
+// caller.
 func (fs *FS) Close() error {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	if fs.ro {
 		return nil
 	}
-	return fs.cache.Flush()
+	return fs.unmountLocked()
 }
 
 // BlockSize returns the filesystem block size in bytes.

@@ -50,6 +50,9 @@ type Mapping struct {
 	Type           MapType
 	Addr           int64
 	Inline         []byte
+	// New is set by MapWrite when it allocated the blocks: their contents
+	// are undefined until written.
+	New bool
 }
 
 // blockMapping is the internal form: n >= 1 blocks from a logical block.
