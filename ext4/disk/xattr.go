@@ -104,6 +104,9 @@ type XattrIbodyHeader struct {
 	Magic uint32 // 0x0 h_magic
 }
 
+// Encode writes the in-inode header (the magic) into b[:4].
+func (h *XattrIbodyHeader) Encode(b []byte) { binary.LittleEndian.PutUint32(b, h.Magic) }
+
 // XattrEntry is struct ext4_xattr_entry. Name (and Value, for values stored
 // in the same buffer) alias the decoded buffer.
 type XattrEntry struct {
