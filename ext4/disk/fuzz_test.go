@@ -40,6 +40,8 @@ func (fs *testFS) seedInodes(t testing.TB) []uint32 {
 	return inos
 }
 
+// FuzzSuperblock: minimising each new 1 KiB input dominates short runs;
+// use e.g. -fuzzminimizetime=0x or =100x to spend the time fuzzing.
 func FuzzSuperblock(f *testing.F) {
 	for _, fs := range seedImages(f) {
 		f.Add(bytes.Clone(fs.img[SuperblockOffset : SuperblockOffset+SuperblockSize]))

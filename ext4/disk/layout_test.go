@@ -190,14 +190,28 @@ func TestHandCodecsMatchLayout(t *testing.T) {
 		return b
 	}
 	for range 50 {
-		b := random(64)
+		b := random(SuperblockSize)
+		var wantSB Superblock
+		binary.Decode(b, binary.LittleEndian, &wantSB)
+		var sb Superblock
+		sb.decode(b)
+		if sb != wantSB {
+			t.Fatalf("Superblock: %+v, want %+v", sb, wantSB)
+		}
+		enc := make([]byte, SuperblockSize)
+		sb.Encode(enc)
+		if !bytes.Equal(enc, b) {
+			t.Fatal("Superblock encode")
+		}
+
+		b = random(64)
 		var want GroupDesc
 		binary.Decode(b, binary.LittleEndian, &want)
 		got, err := DecodeGroupDesc(b, 64)
 		if err != nil || got != want {
 			t.Fatalf("GroupDesc: %+v, want %+v (%v)", got, want, err)
 		}
-		enc := make([]byte, 64)
+		enc = make([]byte, 64)
 		got.Encode(enc, 64)
 		if !bytes.Equal(enc, b) {
 			t.Fatal("GroupDesc encode")

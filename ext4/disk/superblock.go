@@ -2,7 +2,6 @@ package disk
 
 import (
 	"bytes"
-	"encoding/binary"
 
 	"github.com/e4box/e4box/internal/crc"
 )
@@ -163,11 +162,7 @@ func DecodeSuperblock(b []byte) (*Superblock, error) {
 		return nil, corrupt(sbStruct, 0, "short buffer: %d bytes", len(b))
 	}
 	sb := new(Superblock)
-	// Superblocks are read once per mount: reflection-based decoding is fine
-	// and keeps the layout in one place (the struct above).
-	if _, err := binary.Decode(b[:SuperblockSize], binary.LittleEndian, sb); err != nil {
-		return nil, corrupt(sbStruct, 0, "%v", err)
-	}
+	sb.decode(b)
 	if err := sb.Validate(); err != nil {
 		return nil, err
 	}
@@ -176,11 +171,7 @@ func DecodeSuperblock(b []byte) (*Superblock, error) {
 
 // Encode writes the superblock into b[:1024] as is (it does not update the
 // checksum; call SetChecksum first).
-func (sb *Superblock) Encode(b []byte) {
-	if _, err := binary.Encode(b[:SuperblockSize], binary.LittleEndian, sb); err != nil {
-		panic("disk: superblock encode: " + err.Error()) // fixed-size struct: cannot happen
-	}
-}
+func (sb *Superblock) Encode(b []byte) { sb.encode(b) }
 
 // Validate checks the fields the rest of the package does arithmetic with:
 // magic, block and cluster sizes, inode size, group sizes and descriptor size,
