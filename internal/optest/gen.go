@@ -50,7 +50,7 @@ func newGen(cfg Config, run *runner) *gen {
 		opCreate: 6, opWrite: 16, opRead: 5, opTruncate: 5, opFallocate: 5,
 		opRename: 9, opLink: 3, opUnlink: 6, opMkdir: 5, opRmdir: 4, opSymlink: 3,
 		opMknod: 1, opSetxattr: 5, opRemovexattr: 2, opChmod: 3, opChown: 2,
-		opUtimens: 4, opUnlinkedWrite: 1, opOpen: 2, opHWrite: 4, opHRead: 2,
+		opUtimens: 4, opUnlinkedWrite: 1, opMmapWrite: 2, opCopyRange: 2, opOpen: 2, opHWrite: 4, opHRead: 2,
 		opHTruncate: 1, opHFallocate: 1, opHSync: 1, opClose: 1,
 	}
 	f := cfg.Features
@@ -62,6 +62,9 @@ func newGen(cfg Config, run *runner) *gen {
 	}
 	if !f.Mknod {
 		w[opMknod] = 0
+	}
+	if !f.Mmap {
+		w[opMmapWrite] = 0
 	}
 	if f.Fallocate == 0 {
 		w[opFallocate], w[opHFallocate] = 0, 0
@@ -536,6 +539,30 @@ func (g *gen) make(k opKind) *op {
 			return nil
 		}
 		o.off, o.n = g.r.Int64N(256<<10), g.r.Int64N(64<<10)
+	case opMmapWrite:
+		o.path = g.path(isReg, 95)
+		if !g.openable(o.path) {
+			return nil
+		}
+		_, sz := g.stat(o.path)
+		if sz == 0 {
+			return nil
+		}
+		o.off = g.r.Int64N(sz)
+		o.n = min(sz-o.off, 1+g.r.Int64N(64<<10))
+	case opCopyRange:
+		o.path, o.path2 = g.path(isReg, 95), g.path(isReg, 95)
+		if !g.openable(o.path) || !g.openable(o.path2) {
+			return nil
+		}
+		_, sz := g.stat(o.path)
+		_, dsz := g.stat(o.path2)
+		o.off = g.r.Int64N(sz + 1)
+		o.n = 1 + g.r.Int64N(256<<10)
+		// The destination offset travels in seed (copy writes no data of
+		// its own).
+		woff, _ := g.span(dsz, o.n)
+		o.seed = uint64(woff)
 	case opOpen:
 		o.slot = g.r.IntN(numHandles)
 		o.path = g.path(isReg, 80)

@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path"
+	"runtime/debug"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -33,6 +35,8 @@ const (
 	opChown
 	opUtimens
 	opUnlinkedWrite
+	opMmapWrite
+	opCopyRange
 	opOpen
 	opHWrite
 	opHRead
@@ -46,7 +50,7 @@ const (
 var opNames = [numOpKinds]string{
 	"create", "write", "read", "truncate", "fallocate", "rename", "link", "unlink",
 	"mkdir", "rmdir", "symlink", "mknod", "setxattr", "removexattr", "chmod", "chown",
-	"utimens", "unlinked-write", "open", "h-write", "h-read", "h-truncate",
+	"utimens", "unlinked-write", "mmap-write", "copy-range", "open", "h-write", "h-read", "h-truncate",
 	"h-fallocate", "h-sync", "close",
 }
 
@@ -124,6 +128,10 @@ func (o *op) String() string {
 		return fmt.Sprintf("utimensat %q atime=%s mtime=%s follow=%v", p, fmtTs(o.times[0]), fmtTs(o.times[1]), o.follow)
 	case opUnlinkedWrite:
 		return fmt.Sprintf("open-unlink-write-close %q off=%d len=%d data=%d/%d", p, o.off, o.n, o.data, o.seed)
+	case opMmapWrite:
+		return fmt.Sprintf("mmap-write %q off=%d len=%d data=%d/%d", p, o.off, o.n, o.data, o.seed)
+	case opCopyRange:
+		return fmt.Sprintf("copy_file_range %q@%d -> %q@%d len=%d", p, o.off, p2, o.seed, o.n)
 	case opOpen:
 		return fmt.Sprintf("open[%d] %q flags=%s mode=%#o", o.slot, p, openFlags(o.flags), o.mode)
 	case opHWrite:
@@ -226,8 +234,10 @@ func (o *op) touches() []pathRef {
 		if o.flags&(unix.O_CREAT|unix.O_TRUNC) != 0 || o.kind == opWrite {
 			return []pathRef{{rel: parent(o.path)}, {rel: o.path, follow: true}}
 		}
-	case opTruncate, opFallocate:
+	case opTruncate, opFallocate, opMmapWrite:
 		return []pathRef{{rel: o.path, follow: true}}
+	case opCopyRange:
+		return []pathRef{{rel: o.path2, follow: true}}
 	case opRename:
 		return []pathRef{{rel: parent(o.path)}, {rel: parent(o.path2)},
 			{rel: o.path, dirOnly: true}, {rel: o.path2, dirOnly: true}}
@@ -359,6 +369,14 @@ func (o *op) apply(r *runner, side int) string {
 		return result(unix.UtimesNanoAt(unix.AT_FDCWD, p, o.times[:], flags))
 	case opUnlinkedWrite:
 		return unlinkedWrite(p, o)
+	case opMmapWrite:
+		fd, err := unix.Open(p, unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+		if err != nil {
+			return "open: " + errName(err)
+		}
+		return closeOutcome(fd, mmapWrite(fd, o))
+	case opCopyRange:
+		return copyRange(p, p2, o)
 	case opOpen:
 		return openHandle(r, side, p, o)
 	}
@@ -538,4 +556,56 @@ func openHandle(r *runner, side int, p string, o *op) string {
 		r.handles[o.slot] = nil
 	}
 	return out
+}
+
+// mmapWrite writes through a shared mapping and msyncs it: the page-fault
+// and writeback path rather than write(2). It maps only what lies inside
+// the file on this side, so a side whose size is wrong gives a different
+// outcome instead of SIGBUS, and a fault (an I/O error while paging) is an
+// outcome too.
+func mmapWrite(fd int, o *op) (out string) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return "fstat: " + errName(err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || o.n <= 0 || o.off+o.n > st.Size {
+		return fmt.Sprintf("not mapped: %s size=%d", typeName(st.Mode), st.Size)
+	}
+	start := o.off &^ int64(os.Getpagesize()-1)
+	m, err := unix.Mmap(fd, start, int(o.off+o.n-start), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return "mmap: " + errName(err)
+	}
+	defer unix.Munmap(m)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			out = fmt.Sprintf("fault: %v", r)
+		}
+	}()
+	copy(m[o.off-start:], fill(o.seed, o.data, o.n))
+	if err := unix.Msync(m, unix.MS_SYNC); err != nil {
+		return "msync: " + errName(err)
+	}
+	return "ok " + fstatLine(fd)
+}
+
+// copyRange copies o.n bytes from p at o.off to p2 at the offset kept in
+// o.seed with copy_file_range(2), the call cp(1) uses.
+func copyRange(p, p2 string, o *op) string {
+	in, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return "open in: " + errName(err)
+	}
+	defer unix.Close(in)
+	outFd, err := unix.Open(p2, unix.O_WRONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return "open out: " + errName(err)
+	}
+	roff, woff := o.off, int64(o.seed)
+	n, err := unix.CopyFileRange(in, &roff, outFd, &woff, int(o.n), 0)
+	if err != nil {
+		return closeOutcome(outFd, "copy: "+errName(err))
+	}
+	return closeOutcome(outFd, fmt.Sprintf("ok n=%d %s", n, fstatLine(outFd)))
 }

@@ -40,12 +40,22 @@ func TestKernelRun(t *testing.T) {
 	for i, v := range variants {
 		t.Run(v.Name, func(t *testing.T) {
 			img, mnt, target := kernelTarget(t, v, 1024, 16384)
+			f := FeaturesFor(v)
+			if v.HasFeature("inline_data") {
+				// The kernel loses msync'd mmap writes to files whose
+				// data is inline (seen on 6.18: the page is written
+				// back nowhere); e4box must not, so only this oracle
+				// run leaves them out.
+				f.Mmap = false
+			}
 			res := Run(t, Config{
 				Seed:      uint64(1000 + i),
 				Steps:     Steps(3000),
 				Target:    target,
 				Reference: Tmpfs(t),
-				Features:  FeaturesFor(v),
+				Features:  f,
+				// See Config.SeekFallback.
+				SeekFallback: v.HasFeature("inline_data"),
 			})
 			t.Logf("%d steps, %d comparisons, last of %d entries (%d with pinned mtimes); ok by kind: %v",
 				res.Steps, res.Compares, res.Entries, res.PinnedMtimes, res.OK)
