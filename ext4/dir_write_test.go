@@ -1,0 +1,171 @@
+package ext4
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"syscall"
+	"testing"
+
+	"github.com/e4box/e4box/ext4/disk"
+)
+
+// Block-level directory edits against a map model: after every insert or
+// delete the region must still parse, its records must tile it, and its
+// live entries must be exactly the model's.
+
+// checkRegion parses region b and compares its live entries with want.
+func checkRegion(t *testing.T, b []byte, recBlock int, want map[string]uint32) {
+	t.Helper()
+	got := map[string]uint32{}
+	it := disk.NewDirIter(b, recBlock)
+	for de, ok := it.Next(); ok; de, ok = it.Next() {
+		if de.Inode != 0 {
+			if _, dup := got[string(de.Name)]; dup {
+				t.Fatalf("duplicate %q", de.Name)
+			}
+			got[string(de.Name)] = de.Inode
+		}
+	}
+	if err := it.Err(); err != nil {
+		t.Fatalf("region does not parse: %v", err)
+	}
+	if it.Offset() != len(b) {
+		t.Fatalf("records end at %d of %d", it.Offset(), len(b))
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d entries, want %d", len(got), len(want))
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Fatalf("%q -> %d, want %d", k, got[k], v)
+		}
+	}
+}
+
+func TestDirentInsertDelete(t *testing.T) {
+	for _, bs := range []int{56, 1024, 4096, 65536} {
+		t.Run(fmt.Sprint(bs), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(7, uint64(bs)))
+			fs := &FS{bsize: bs, csum: bs != 56, geo: &disk.Superblock{}}
+			b := make([]byte, bs)
+			region := b
+			if bs == 56 { // an inline region
+				disk.EncodeDirEntry(b, 0, bs, 0, nil, bs)
+			} else {
+				fs.initLeaf(b)
+				region = b[:fs.leafEnd()]
+			}
+			model := map[string]uint32{}
+			for i := range 3000 {
+				if len(model) > 0 && r.IntN(3) == 0 {
+					names := make([]string, 0, len(model))
+					for k := range model {
+						names = append(names, k)
+					}
+					slices.Sort(names)
+					victim := names[r.IntN(len(names))]
+					off, _, ok, err := findEntry(region, bs, []byte(victim))
+					if !ok || err != nil {
+						t.Fatalf("find %q: %v %v", victim, ok, err)
+					}
+					if err := deleteAt(region, bs, off); err != nil {
+						t.Fatal(err)
+					}
+					delete(model, victim)
+				} else {
+					name := fmt.Sprintf("n%d-%s", i, make([]byte, r.IntN(40)))
+					e := &dent{name: []byte(name), ino: uint32(i + 11), ft: 1}
+					switch err := insertEntry(region, bs, e); err {
+					case nil:
+						model[name] = e.ino
+					case errNoSpace:
+					default:
+						t.Fatal(err)
+					}
+				}
+				checkRegion(t, region, bs, model)
+				if fs.csum && !disk.HasDirTail(b) {
+					t.Fatal("tail lost")
+				}
+			}
+			// A duplicate is refused.
+			for k := range model {
+				if err := insertEntry(region, bs, &dent{name: []byte(k), ino: 99}); err != syscall.EEXIST {
+					t.Fatalf("duplicate insert: %v", err)
+				}
+				break
+			}
+		})
+	}
+}
+
+func TestPackLeafAndSplit(t *testing.T) {
+	fs := &FS{bsize: 1024, csum: true, geo: &disk.Superblock{}}
+	var es []dent
+	used := 0
+	for i := 0; ; i++ {
+		e := dent{name: []byte(fmt.Sprintf("name-%d-%s", i, make([]byte, i%50))), ino: uint32(100 + i)}
+		if used+e.recLen() > fs.leafEnd() {
+			break
+		}
+		used += e.recLen()
+		es = append(es, e)
+	}
+	b := make([]byte, fs.bsize)
+	if !fs.packLeaf(b, es) {
+		t.Fatal("packLeaf: entries that fit do not")
+	}
+	want := map[string]uint32{}
+	for _, e := range es {
+		want[string(e.name)] = e.ino
+	}
+	checkRegion(t, b[:fs.leafEnd()], fs.bsize, want)
+	if !disk.HasDirTail(b) {
+		t.Fatal("no tail")
+	}
+	if fs.packLeaf(b, append(es, dent{name: make([]byte, 200), ino: 1})) {
+		t.Fatal("packLeaf accepted too much")
+	}
+
+	// Splits keep every entry, order halves by hash, and leave room.
+	for _, hv := range []uint8{disk.DxHashLegacy, disk.DxHashHalfMD4, disk.DxHashTea} {
+		extra := &dent{name: []byte("the-new-one"), ino: 7}
+		h, err := fs.dxNameHash(hv, extra.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lower, upper, start, err := fs.splitLeafEntries(es, extra, h, hv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(lower)+len(upper) != len(es)+1 || len(lower) == 0 || len(upper) == 0 {
+			t.Fatalf("split %d+%d of %d", len(lower), len(upper), len(es)+1)
+		}
+		for _, e := range lower {
+			if h, _ := fs.dxNameHash(hv, e.name); h > start&^1 || h == start&^1 && start&1 == 0 {
+				t.Fatalf("lower entry %q hash %#x >= start %#x", e.name, h, start)
+			}
+		}
+		for _, e := range upper {
+			if h, _ := fs.dxNameHash(hv, e.name); h < start&^1 {
+				t.Fatalf("upper entry %q hash %#x < start %#x", e.name, h, start)
+			}
+		}
+		if !fs.packLeaf(b, lower) || !fs.packLeaf(b, upper) {
+			t.Fatal("split halves do not fit")
+		}
+	}
+}
+
+func TestSplitIndexCollisions(t *testing.T) {
+	// All equal hashes: the split must still leave both sides non-empty.
+	es := make([]hashed, 10)
+	for i := range es {
+		es[i] = hashed{dent: dent{name: make([]byte, 100)}, hash: 42}
+	}
+	s := splitIndex(es, 1024)
+	if s < 1 || s >= len(es) {
+		t.Fatalf("split %d", s)
+	}
+}

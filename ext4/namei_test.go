@@ -1,0 +1,654 @@
+package ext4
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/e4box/e4box/blockdev"
+	"github.com/e4box/e4box/ext4/disk"
+	"github.com/e4box/e4box/internal/testutil"
+)
+
+// Namespace write tests: operations run through the library on a fresh
+// image while a model records what the tree must hold; then the image
+// must pass e2fsck -fn, and the kernel's ext2/3/4 (loop mount) and our
+// read path must both show exactly the model: names, inode numbers,
+// types, link counts, symlink targets and device numbers.
+
+// nsVariants are the filesystem flavours the namespace tests run on; the
+// last is ext2 without dir_index, where directories stay linear.
+var nsVariants = []testutil.Variant{
+	testutil.Ext4, testutil.Ext4Block1K, testutil.Ext4NoCsum, testutil.Ext4Inline,
+	testutil.Ext4No64bit, testutil.Ext3, testutil.Ext2,
+	{Name: "ext2-nodx", Args: []string{"-t", "ext2", "-b", "4096", "-O", "^dir_index"}, BlockSize: 4096},
+}
+
+// newRWImage builds an empty image of the variant with room for inodes
+// inodes and opens it read-write.
+func newRWImage(t *testing.T, v testutil.Variant, sizeMB, inodes int) (string, *FS) {
+	t.Helper()
+	testutil.RequireE2fsprogs(t)
+	img := filepath.Join(t.TempDir(), "img")
+	// A later -N overrides the one MkfsD derives from the (empty) tree.
+	v.Args = append(slices.Clone(v.Args), "-N", fmt.Sprint(inodes))
+	testutil.MkfsD(t, img, t.TempDir(), v, sizeMB)
+	return img, openRW(t, img)
+}
+
+// openRW opens img read-write; the device is closed at cleanup.
+func openRW(t *testing.T, img string) *FS {
+	t.Helper()
+	dev, err := blockdev.Open(img, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dev.Close() })
+	fs, err := Open(dev, Options{})
+	if err != nil {
+		t.Fatalf("Open %s read-write: %v", img, err)
+	}
+	if fs.ReadOnly() {
+		t.Fatalf("Open %s: read-only", img)
+	}
+	return fs
+}
+
+// mnode is a model entry: what a path must be.
+type mnode struct {
+	ino    Ino
+	mode   uint16 // S_IFMT bits
+	target string // symlink target
+	rdev   uint32 // device number (new_encode_dev)
+}
+
+// nsModel drives the library and mirrors the tree it must produce.
+type nsModel struct {
+	t     *testing.T
+	fs    *FS
+	nodes map[string]*mnode // by slash path relative to the root; "" is the root
+	cred  Cred
+}
+
+func newModel(t *testing.T, fs *FS) *nsModel {
+	return &nsModel{t: t, fs: fs, nodes: map[string]*mnode{"": {ino: RootIno, mode: sIFDIR}}, cred: Cred{Uid: 0, Gid: 0}}
+}
+
+func (m *nsModel) dir(p string) Ino {
+	m.t.Helper()
+	n, ok := m.nodes[p]
+	if !ok || n.mode != sIFDIR {
+		m.t.Fatalf("model: %q is not a directory", p)
+	}
+	return n.ino
+}
+
+func split(p string) (string, []byte) {
+	d, f := path.Split(p)
+	return strings.TrimSuffix(d, "/"), []byte(f)
+}
+
+// check fails the test unless err is want (nil for success).
+func (m *nsModel) check(op string, err, want error) {
+	m.t.Helper()
+	if !errors.Is(err, want) && !(err == nil && want == nil) {
+		m.t.Fatalf("%s: got %v, want %v", op, err, want)
+	}
+}
+
+func (m *nsModel) add(p string, in *Inode, target string) {
+	m.t.Helper()
+	if in == nil {
+		m.t.Fatalf("%s: nil inode", p)
+	}
+	m.nodes[p] = &mnode{ino: in.Ino, mode: in.Mode & sIFMT, target: target, rdev: in.Rdev()}
+}
+
+func (m *nsModel) mkdir(p string) {
+	m.t.Helper()
+	d, name := split(p)
+	in, err := m.fs.Mkdir(m.dir(d), name, 0o755, m.cred)
+	m.check("mkdir "+p, err, nil)
+	if in.Nlink != 2 || !in.IsDir() {
+		m.t.Fatalf("mkdir %s: nlink %d mode %#o", p, in.Nlink, in.Mode)
+	}
+	m.add(p, in, "")
+}
+
+func (m *nsModel) create(p string) {
+	m.t.Helper()
+	m.mknod(p, sIFREG|0o644, 0)
+}
+
+func (m *nsModel) mknod(p string, mode, rdev uint32) {
+	m.t.Helper()
+	d, name := split(p)
+	in, err := m.fs.Mknod(m.dir(d), name, mode, rdev, m.cred)
+	m.check("mknod "+p, err, nil)
+	if uint32(in.Mode) != mode || in.Rdev() != rdev {
+		m.t.Fatalf("mknod %s: mode %#o rdev %#x, want %#o %#x", p, in.Mode, in.Rdev(), mode, rdev)
+	}
+	m.add(p, in, "")
+}
+
+func (m *nsModel) symlink(p, target string) {
+	m.t.Helper()
+	d, name := split(p)
+	in, err := m.fs.Symlink(m.dir(d), name, []byte(target), m.cred)
+	m.check("symlink "+p, err, nil)
+	if in.Size != uint64(len(target)) {
+		m.t.Fatalf("symlink %s: size %d", p, in.Size)
+	}
+	m.add(p, in, target)
+}
+
+func (m *nsModel) link(old, p string) {
+	m.t.Helper()
+	d, name := split(p)
+	in, err := m.fs.Link(m.nodes[old].ino, m.dir(d), name)
+	m.check("link "+p, err, nil)
+	n := *m.nodes[old]
+	m.nodes[p] = &n
+	if int(in.Nlink) != m.links(n.ino) {
+		m.t.Fatalf("link %s: nlink %d, model %d", p, in.Nlink, m.links(n.ino))
+	}
+}
+
+// links counts the model's names for a non-directory inode.
+func (m *nsModel) links(ino Ino) int {
+	n := 0
+	for _, x := range m.nodes {
+		if x.ino == ino {
+			n++
+		}
+	}
+	return n
+}
+
+// evictIfGone frees an inode whose last name went, as the server does on
+// the kernel's FORGET.
+func (m *nsModel) evictIfGone(in *Inode) {
+	m.t.Helper()
+	if in != nil && in.Nlink == 0 {
+		if err := m.fs.Evict(in.Ino); err != nil {
+			m.t.Fatalf("evict %d: %v", in.Ino, err)
+		}
+	}
+}
+
+func (m *nsModel) unlink(p string) {
+	m.t.Helper()
+	d, name := split(p)
+	ino := m.nodes[p].ino
+	delete(m.nodes, p)
+	in, err := m.fs.Unlink(m.dir(d), name)
+	m.check("unlink "+p, err, nil)
+	if int(in.Nlink) != m.links(ino) {
+		m.t.Fatalf("unlink %s: nlink %d, model %d", p, in.Nlink, m.links(ino))
+	}
+	m.evictIfGone(in)
+}
+
+func (m *nsModel) rmdir(p string) {
+	m.t.Helper()
+	d, name := split(p)
+	in, err := m.fs.Rmdir(m.dir(d), name)
+	m.check("rmdir "+p, err, nil)
+	if in.Nlink != 0 {
+		m.t.Fatalf("rmdir %s: nlink %d", p, in.Nlink)
+	}
+	delete(m.nodes, p)
+	m.evictIfGone(in)
+}
+
+// rename renames in the library and the model.
+func (m *nsModel) rename(old, p string, flags uint32) {
+	m.t.Helper()
+	od, on := split(old)
+	nd, nn := split(p)
+	replaced, err := m.fs.Rename(m.dir(od), on, m.dir(nd), nn, flags)
+	m.check(fmt.Sprintf("rename %s %s %#x", old, p, flags), err, nil)
+	moved := map[string]*mnode{}
+	for k, v := range m.nodes {
+		if k == old || strings.HasPrefix(k, old+"/") {
+			moved[p+strings.TrimPrefix(k, old)] = v
+			delete(m.nodes, k)
+		}
+	}
+	if flags&RenameExchange != 0 {
+		for k, v := range m.nodes {
+			if k == p || strings.HasPrefix(k, p+"/") {
+				m.nodes[old+strings.TrimPrefix(k, p)] = v
+				delete(m.nodes, k)
+			}
+		}
+	} else {
+		delete(m.nodes, p) // replaced (an empty directory or a file)
+	}
+	for k, v := range moved {
+		m.nodes[k] = v
+	}
+	if replaced != nil && replaced.IsDir() && replaced.Nlink != 0 {
+		m.t.Fatalf("rename over directory left nlink %d", replaced.Nlink)
+	}
+	if replaced != nil && !replaced.IsDir() && int(replaced.Nlink) != m.links(replaced.Ino) {
+		m.t.Fatalf("rename over %s: replaced nlink %d, model %d", p, replaced.Nlink, m.links(replaced.Ino))
+	}
+	m.evictIfGone(replaced)
+}
+
+// expectErr runs op and wants err.
+func (m *nsModel) expectErr(what string, want error, op func() error) {
+	m.t.Helper()
+	if err := op(); !errors.Is(err, want) {
+		m.t.Fatalf("%s: got %v, want %v", what, err, want)
+	}
+}
+
+// wantNlink is the link count the model implies for the node at p.
+func (m *nsModel) wantNlink(p string, n *mnode) int {
+	if n.mode != sIFDIR {
+		return m.links(n.ino)
+	}
+	sub := 0
+	for k, x := range m.nodes {
+		if x.mode == sIFDIR && k != "" && path.Dir("/"+k) == "/"+p && k != p {
+			sub++
+		}
+	}
+	if p == "" {
+		sub++ // lost+found is not in the model
+	}
+	return 2 + sub
+}
+
+// verify closes the filesystem, runs e2fsck -fn, and compares the kernel's
+// view (loop mount) and our read path's with the model.
+func (m *nsModel) verify(img string) {
+	m.t.Helper()
+	t := m.t
+	if err := m.fs.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if !testutil.E2fsckClean(t, img) {
+		t.FailNow()
+	}
+	m.verifyOurs(img)
+	if os.Getuid() != 0 {
+		return // the kernel comparison needs loop mounts
+	}
+	mnt := t.TempDir()
+	testutil.LoopMount(t, img, mnt, true)
+	seen := map[string]bool{"": true}
+	err := filepath.WalkDir(mnt, func(full string, de os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(mnt, full)
+		if rel == "." || rel == "lost+found" {
+			if rel == "lost+found" {
+				return filepath.SkipDir
+			}
+			rel = ""
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(full, &st); err != nil {
+			return err
+		}
+		n, ok := m.nodes[rel]
+		if !ok {
+			t.Errorf("kernel: unexpected %q", rel)
+			return nil
+		}
+		seen[rel] = true
+		if Ino(st.Ino) != n.ino || uint16(st.Mode)&sIFMT != n.mode {
+			t.Errorf("kernel: %q ino %d mode %#o, want %d %#o", rel, st.Ino, st.Mode, n.ino, n.mode)
+		}
+		if int(st.Nlink) != m.wantNlink(rel, n) {
+			t.Errorf("kernel: %q nlink %d, want %d", rel, st.Nlink, m.wantNlink(rel, n))
+		}
+		switch n.mode {
+		case sIFLNK:
+			if got, err := os.Readlink(full); err != nil || got != n.target {
+				t.Errorf("kernel: readlink %q = %q, %v; want %q", rel, got, err, n.target)
+			}
+		case sIFCHR, sIFBLK:
+			if uint32(st.Rdev) != n.rdev {
+				t.Errorf("kernel: %q rdev %#x, want %#x", rel, st.Rdev, n.rdev)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range m.nodes {
+		if !seen[k] {
+			t.Errorf("kernel: %q missing", k)
+		}
+	}
+	t.Logf("kernel view matches the model: %d names", len(seen))
+}
+
+// verifyOurs reopens img read-only and checks the model with ReadDir and
+// Lookup.
+func (m *nsModel) verifyOurs(img string) {
+	t := m.t
+	fs := openImage(t, img, Options{})
+	kids := map[string][]string{}
+	for k := range m.nodes {
+		if k != "" {
+			d, f := split(k)
+			kids[d] = append(kids[d], string(f))
+		}
+	}
+	for p, n := range m.nodes {
+		if n.mode != sIFDIR {
+			continue
+		}
+		var got []string
+		err := fs.ReadDir(n.ino, 0, func(e DirEntry) bool {
+			switch s := string(e.Name); {
+			case s == "." || s == "..":
+			case p == "" && s == "lost+found":
+			default:
+				got = append(got, s)
+				c := m.nodes[path.Join(p, s)]
+				if c == nil || c.ino != e.Ino {
+					t.Errorf("ReadDir %q: %q -> %d, model %+v", p, s, e.Ino, c)
+				} else if fs.features.filetype && e.Type != modeToDT(c.mode) {
+					t.Errorf("ReadDir %q: %q type %d, want %d", p, s, e.Type, modeToDT(c.mode))
+				}
+			}
+			return true
+		})
+		if err != nil {
+			t.Fatalf("ReadDir %q: %v", p, err)
+		}
+		want := kids[p]
+		sort.Strings(got)
+		sort.Strings(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("ReadDir %q: %d names, want %d (first diff near %v)", p, len(got), len(want), firstDiff(got, want))
+		}
+		for _, name := range want {
+			ino, err := fs.Lookup(n.ino, []byte(name))
+			if err != nil || ino != m.nodes[path.Join(p, name)].ino {
+				t.Errorf("Lookup %q in %q: %d, %v", name, p, ino, err)
+			}
+		}
+		if p != "" {
+			d, _ := split(p)
+			if ino, err := fs.Lookup(n.ino, []byte("..")); err != nil || ino != m.nodes[d].ino {
+				t.Errorf("Lookup .. in %q: %d, %v; want %d", p, ino, err, m.nodes[d].ino)
+			}
+		}
+	}
+	for p, n := range m.nodes {
+		if n.mode == sIFLNK {
+			if got, err := fs.ReadLink(n.ino); err != nil || string(got) != n.target {
+				t.Errorf("ReadLink %q: %q, %v", p, got, err)
+			}
+		}
+	}
+}
+
+func firstDiff(a, b []string) string {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return a[i] + " / " + b[i]
+		}
+	}
+	return fmt.Sprint(len(a), len(b))
+}
+
+// TestNamespaceOps exercises every namespace operation and its errors on
+// each variant.
+func TestNamespaceOps(t *testing.T) {
+	for _, v := range nsVariants {
+		t.Run(v.Name, func(t *testing.T) {
+			img, fs := newRWImage(t, v, 64, 1000)
+			m := newModel(t, fs)
+			bs := fs.BlockSize()
+
+			m.mkdir("a")
+			m.mkdir("a/b")
+			m.mkdir("a/b/c")
+			m.mkdir("d")
+			m.create("a/f1")
+			m.create("a/b/f2")
+			m.create("d/f3")
+			// Symlinks: fast up to 59 bytes, then a block.
+			for _, n := range []int{1, 59, 60, 61, 500, bs - 1} {
+				m.symlink(fmt.Sprintf("d/l%d", n), strings.Repeat("x", n-1)+"y")
+			}
+			m.expectErr("symlink too long", syscall.ENAMETOOLONG, func() error {
+				_, err := fs.Symlink(RootIno, []byte("long"), make([]byte, bs), m.cred)
+				return err
+			})
+			// Every special type; device numbers in both encodings.
+			m.mknod("d/fifo", sIFIFO|0o600, 0)
+			m.mknod("d/sock", sIFSOCK|0o600, 0)
+			m.mknod("d/chr", sIFCHR|0o600, disk.NewEncodeDev(1, 3))
+			m.mknod("d/blk", sIFBLK|0o600, disk.NewEncodeDev(8, 17))
+			m.mknod("d/bigdev", sIFCHR|0o600, disk.NewEncodeDev(300, 70000))
+			m.expectErr("mknod dir", syscall.EINVAL, func() error {
+				_, err := fs.Mknod(RootIno, []byte("x"), sIFDIR|0o755, 0, m.cred)
+				return err
+			})
+
+			// Hard links.
+			m.link("a/f1", "d/f1link")
+			m.link("a/f1", "a/b/c/f1link2")
+			m.expectErr("link dir", syscall.EPERM, func() error {
+				_, err := fs.Link(m.nodes["a"].ino, RootIno, []byte("alink"))
+				return err
+			})
+			m.expectErr("link exists", syscall.EEXIST, func() error {
+				_, err := fs.Link(m.nodes["a/f1"].ino, m.dir("d"), []byte("f3"))
+				return err
+			})
+
+			// Name errors.
+			m.expectErr("create exists", syscall.EEXIST, func() error {
+				_, err := fs.Mknod(m.dir("a"), []byte("f1"), sIFREG|0o644, 0, m.cred)
+				return err
+			})
+			m.expectErr("mkdir exists", syscall.EEXIST, func() error {
+				_, err := fs.Mkdir(RootIno, []byte("a"), 0o755, m.cred)
+				return err
+			})
+			m.expectErr("name too long", syscall.ENAMETOOLONG, func() error {
+				_, err := fs.Mkdir(RootIno, make([]byte, 256), 0o755, m.cred)
+				return err
+			})
+			m.expectErr("create in file", syscall.ENOTDIR, func() error {
+				_, err := fs.Mknod(m.nodes["a/f1"].ino, []byte("x"), sIFREG|0o644, 0, m.cred)
+				return err
+			})
+			m.expectErr("unlink missing", syscall.ENOENT, func() error {
+				_, err := fs.Unlink(RootIno, []byte("nope"))
+				return err
+			})
+			m.expectErr("unlink dir", syscall.EISDIR, func() error {
+				_, err := fs.Unlink(RootIno, []byte("a"))
+				return err
+			})
+			m.expectErr("rmdir file", syscall.ENOTDIR, func() error {
+				_, err := fs.Rmdir(m.dir("a"), []byte("f1"))
+				return err
+			})
+			m.expectErr("rmdir non-empty", syscall.ENOTEMPTY, func() error {
+				_, err := fs.Rmdir(RootIno, []byte("a"))
+				return err
+			})
+			long := strings.Repeat("n", 255)
+			m.create("d/" + long)
+
+			// Renames: within a directory, across, over a file, over an
+			// empty directory, directories across (".." and link counts).
+			m.rename("a/f1", "a/f1renamed", 0)
+			m.rename("d/f3", "a/b/f3moved", 0)
+			m.create("d/victim")
+			m.rename("a/b/f2", "d/victim", 0)
+			m.mkdir("d/emptydir")
+			m.mkdir("a/b/c/sub")
+			m.rename("a/b/c/sub", "d/emptydir", 0)
+			m.rename("a/b/c", "d/cmoved", 0)
+			m.rename("d/cmoved", "cback", 0)
+			m.expectErr("dir into own subtree", syscall.EINVAL, func() error {
+				_, err := fs.Rename(RootIno, []byte("a"), m.dir("a/b"), []byte("x"), 0)
+				return err
+			})
+			m.expectErr("dir onto itself below", syscall.EINVAL, func() error {
+				_, err := fs.Rename(RootIno, []byte("a"), m.dir("a"), []byte("x"), 0)
+				return err
+			})
+			m.expectErr("dir over file", syscall.ENOTDIR, func() error {
+				_, err := fs.Rename(RootIno, []byte("cback"), m.dir("d"), []byte("victim"), 0)
+				return err
+			})
+			m.expectErr("file over dir", syscall.EISDIR, func() error {
+				_, err := fs.Rename(m.dir("d"), []byte("victim"), RootIno, []byte("cback"), 0)
+				return err
+			})
+			m.create("cback/keep")
+			m.expectErr("dir over non-empty dir", syscall.ENOTEMPTY, func() error {
+				_, err := fs.Rename(m.dir("d"), []byte("emptydir"), RootIno, []byte("cback"), 0)
+				return err
+			})
+			m.expectErr("noreplace", syscall.EEXIST, func() error {
+				_, err := fs.Rename(m.dir("d"), []byte("victim"), m.dir("d"), []byte("fifo"), RenameNoReplace)
+				return err
+			})
+			m.expectErr("whiteout", syscall.EINVAL, func() error {
+				_, err := fs.Rename(m.dir("d"), []byte("victim"), m.dir("d"), []byte("w"), RenameWhiteout)
+				return err
+			})
+			m.expectErr("exchange missing", syscall.ENOENT, func() error {
+				_, err := fs.Rename(m.dir("d"), []byte("victim"), m.dir("d"), []byte("none"), RenameExchange)
+				return err
+			})
+			m.rename("d/victim", "d/victim2", RenameNoReplace)
+			// Exchanges: two files, file and directory across directories.
+			m.rename("d/victim2", "d/fifo", RenameExchange)
+			m.rename("d/emptydir", "a/b/f3moved", RenameExchange)
+			m.rename("a/b", "cback", RenameExchange)
+			m.expectErr("exchange into own subtree", syscall.EINVAL, func() error {
+				_, err := fs.Rename(RootIno, []byte("a"), m.dir("a/b"), []byte("keep"), RenameExchange)
+				return err
+			})
+			// Hard-linked names of one inode: rename is a no-op.
+			if _, err := fs.Rename(m.dir("d"), []byte("f1link"), m.dir("a"), []byte("f1renamed"), 0); err != nil {
+				t.Fatalf("rename between links: %v", err)
+			}
+
+			// Removals.
+			m.unlink("d/f1link")
+			m.unlink("d/l500")
+			m.unlink("d/sock")
+			m.rmdir("cback/f3moved") // the directory exchanged in
+			m.mkdir("tree")
+			for i := range 5 {
+				m.mkdir(fmt.Sprintf("tree/%d", i))
+				for j := range 3 {
+					m.create(fmt.Sprintf("tree/%d/f%d", i, j))
+				}
+			}
+			for i := range 3 {
+				for j := range 3 {
+					m.unlink(fmt.Sprintf("tree/%d/f%d", i, j))
+				}
+				m.rmdir(fmt.Sprintf("tree/%d", i))
+			}
+			m.verify(img)
+		})
+	}
+}
+
+// TestBigDirectory fills one directory until it is an htree with an
+// interior index level (linear on ext2), removes most names, renames many
+// across directories, and refills.
+func TestBigDirectory(t *testing.T) {
+	for _, v := range nsVariants {
+		t.Run(v.Name, func(t *testing.T) {
+			n := 3000
+			if v.BlockSize == 1024 {
+				n = 12000 // enough for a second index level with 1 KiB blocks
+			}
+			if testing.Short() {
+				n /= 4
+			}
+			img, fs := newRWImage(t, v, 128, 2*n)
+			m := newModel(t, fs)
+			m.mkdir("big")
+			m.mkdir("other")
+			name := func(i int) string {
+				// Varied lengths, up to the maximum, so records differ in size.
+				s := fmt.Sprintf("entry-%d-", i)
+				return "big/" + s + strings.Repeat("z", (i*37)%(255-len(s)))
+			}
+			for i := range n {
+				m.create(name(i))
+			}
+			d, err := fs.Inode(m.dir("big"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			levels := dxLevels(t, fs, d)
+			t.Logf("%d entries: %d blocks, htree levels %d", n, d.Size/uint64(fs.BlockSize()), levels)
+			if fs.features.dirIndex && levels < 1 {
+				t.Errorf("not indexed")
+			}
+			if fs.features.dirIndex && v.BlockSize == 1024 && !testing.Short() && levels < 2 {
+				t.Errorf("want an interior index level, got %d levels", levels)
+			}
+			for i := 0; i < n; i += 3 {
+				m.unlink(name(i))
+			}
+			for i := 1; i < n; i += 7 {
+				if i%3 != 0 {
+					m.rename(name(i), fmt.Sprintf("other/r%d", i), 0)
+				}
+			}
+			for i := 2; i < n/2; i += 3 {
+				if (i-1)%7 == 0 {
+					continue // moved above
+				}
+				m.rename(name(i), name(i)+"x", 0)
+			}
+			for i := n; i < n+n/4; i++ {
+				m.create(name(i))
+			}
+			m.verify(img)
+		})
+	}
+}
+
+// dxLevels is the number of index levels of directory d (0: linear).
+func dxLevels(t *testing.T, fs *FS, d *Inode) int {
+	t.Helper()
+	if !fs.isDx(d) {
+		return 0
+	}
+	fs.mu.RLock()
+	defer fs.mu.RUnlock()
+	b, err := fs.dirBlockLocked(d, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := disk.DecodeDxRoot(b.data, fs.csum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(root.Info.IndirectLevels) + 1
+}
