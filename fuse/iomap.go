@@ -168,8 +168,10 @@ func (s *Server) IomapStatus() string {
 	switch {
 	case p == nil:
 		return "kernel supports fuse-iomap (" + s.iomap.kernel.String() + "); INIT not answered yet"
-	case p.Flags&fuseproto.InitIomap == 0:
+	case p.KernelFlags&fuseproto.InitIomap == 0:
 		return "kernel supports fuse-iomap but did not offer it at INIT (fuse enable_iomap off?); using the classic read/write path"
+	case p.Flags&fuseproto.InitIomap == 0:
+		return "filesystem declined fuse-iomap at INIT; using the classic read/write path"
 	}
 	return "fuse-iomap on: " + (p.Flags & fuseproto.InitIomapAll).String()
 }

@@ -361,7 +361,8 @@ func TestIomapNegotiation(t *testing.T) {
 			hook: hook(fuseproto.InitIomapPagecache, 0), in: offer(all),
 			got: fuseproto.InitIomap | fuseproto.InitIomapPagecache},
 		{name: "hook drops IOMAP: the others go too", want: fuseproto.IomapSupportAll, discover: supported,
-			hook: hook(0, fuseproto.InitIomap), in: offer(all), got: 0},
+			hook: hook(0, fuseproto.InitIomap), in: offer(all), got: 0,
+			status: "filesystem declined fuse-iomap at INIT; using the classic read/write path"},
 		{name: "hook drops INIT_EXT: nothing in flags2", want: fuseproto.IomapSupportAll, discover: supported,
 			hook: hook(0, fuseproto.InitExt), in: offer(all), got: 0},
 	}
