@@ -652,3 +652,36 @@ func dxLevels(t *testing.T, fs *FS, d *Inode) int {
 	}
 	return int(root.Info.IndirectLevels) + 1
 }
+
+// TestHtreeEmptyLeaves removes every name from indexed directories, so
+// their leaves hold only unused records (which, without metadata_csum,
+// look like index blocks), then looks names up, refills one and removes
+// the other.
+func TestHtreeEmptyLeaves(t *testing.T) {
+	for _, v := range []testutil.Variant{testutil.Ext4NoCsum, testutil.Ext4, testutil.Ext3} {
+		t.Run(v.Name, func(t *testing.T) {
+			const n = 1500
+			img, fs := newRWImage(t, v, 64, 3*n)
+			m := newModel(t, fs)
+			for _, d := range []string{"d", "e"} {
+				m.mkdir(d)
+				for i := range n {
+					m.create(fmt.Sprintf("%s/name-%d", d, i))
+				}
+				for i := range n {
+					m.unlink(fmt.Sprintf("%s/name-%d", d, i))
+				}
+				for i := 0; i < n; i += 50 {
+					if _, err := fs.Lookup(m.dir(d), []byte(fmt.Sprintf("name-%d", i))); err != syscall.ENOENT {
+						t.Fatalf("lookup of a removed name: %v", err)
+					}
+				}
+			}
+			m.rmdir("e")
+			for i := 0; i < n; i += 3 {
+				m.create(fmt.Sprintf("d/again-%d", i))
+			}
+			m.verify(img)
+		})
+	}
+}
