@@ -92,10 +92,14 @@ func (tx *Tx) mapWriteLocked(r *inodeRef, off, length int64) (Mapping, error) {
 		return Mapping{}, syscall.EISDIR
 	case !r.Raw.IsReg():
 		return Mapping{}, syscall.EINVAL
-	case r.Raw.Flags&disk.InlineDataFL != 0:
-		// Inline files are the inline-data code's (xattr engineer's)
-		// business: MapInline while the data fits, else convert.
-		return tx.mapWriteInlineLocked(r, off, length)
+	case r.Raw.Flags&disk.InlineDataFL != 0 || fs.mayInline(r):
+		// Inline files (and new ones that may become inline) are the
+		// inline-data code's: MapInline while the data fits, else the
+		// file is converted and mapped below.
+		m, ok, err := tx.mapWriteInlineLocked(r, off, length)
+		if ok || err != nil {
+			return m, err
+		}
 	}
 	maxBytes := fs.maxFileBytes(r)
 	if off >= maxBytes {
@@ -339,19 +343,4 @@ func (tx *Tx) setSizeLocked(r *inodeRef, size uint64) {
 		fs.sb.FeatureRoCompat |= disk.RoCompatLargeFile
 		tx.sbDirty = true
 	}
-}
-
-// Inline-data regular files belong to the inline-data write path (owned
-// with the xattr write code). Until it provides these two hooks, writes
-// and truncates of inline files fail cleanly.
-//
-// mapWriteInlineLocked answers MapWrite for an inline file: MapInline
-// while the data fits, else it converts the file to blocks and maps.
-func (tx *Tx) mapWriteInlineLocked(r *inodeRef, off, length int64) (Mapping, error) {
-	return Mapping{}, syscall.EOPNOTSUPP
-}
-
-// truncateInlineLocked sets the size of an inline file.
-func (tx *Tx) truncateInlineLocked(r *inodeRef, size uint64) error {
-	return syscall.EOPNOTSUPP
 }
