@@ -1,0 +1,257 @@
+package ext4
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/e4box/e4box/ext4/disk"
+	"github.com/e4box/e4box/internal/testutil"
+)
+
+// Inline-data file write tests: files stored in the inode are written,
+// grown past the inline limit and truncated through the library; e2fsck
+// must be clean and the kernel must read what the model says. The
+// expected layouts (inline or not, when conversion happens) are the ones
+// the kernel produces for the same operations (see inline_write.go).
+
+// inlineWrite writes like the server's engine: MapWrite, then WriteInline
+// for an inline mapping, the block path otherwise.
+func inlineWrite(fs *FS, ino Ino, off int64, p []byte) error {
+	m, err := fs.MapWrite(ino, off, int64(len(p)))
+	if err != nil {
+		return err
+	}
+	if m.Type == MapInline {
+		_, err := fs.WriteInline(ino, p, off)
+		return err
+	}
+	return engineWrite(fs, ino, off, p)
+}
+
+func truncateTo(t *testing.T, fs *FS, ino Ino, size uint64) {
+	t.Helper()
+	if _, err := fs.SetAttr(ino, &SetAttr{Valid: SetSize, Size: size}); err != nil {
+		t.Fatalf("truncate inode %d to %d: %v", ino, size, err)
+	}
+}
+
+// inlineState returns whether ino is inline and its system.data value
+// size (-1 if none).
+func inlineState(t *testing.T, fs *FS, ino Ino) (bool, int) {
+	t.Helper()
+	in, err := fs.Inode(ino)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := fs.ibodyXattrs(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := -1
+	for _, e := range es {
+		if e.NameIndex == disk.InlineDataXattrIndex && string(e.Name) == disk.InlineDataXattrName {
+			n = int(e.ValueSize)
+		}
+	}
+	inl := in.hasFlag(disk.InlineDataFL)
+	if inl && in.hasFlag(disk.ExtentsFL) {
+		t.Fatalf("inode %d has both inline and extents flags", ino)
+	}
+	if inl != (n >= 0) {
+		t.Fatalf("inode %d: inline flag %v but system.data size %d", ino, inl, n)
+	}
+	return inl, n
+}
+
+func wantInline(t *testing.T, fs *FS, ino Ino, what string, inline bool, value int) {
+	t.Helper()
+	inl, n := inlineState(t, fs, ino)
+	if inl != inline || inline && n != value {
+		t.Fatalf("%s: inline %v, system.data %d bytes; want inline %v, %d bytes", what, inl, n, inline, value)
+	}
+}
+
+var inlineVariants = []testutil.Variant{
+	testutil.Ext4Inline,
+	{Name: "ext4-inline-nocsum-1k", Args: []string{"-t", "ext4", "-b", "1024", "-O", "inline_data,^metadata_csum"}, BlockSize: 1024},
+	{Name: "ext4-inline-noextent", Args: []string{"-t", "ext4", "-b", "4096", "-O", "inline_data,^extent,^64bit"}, BlockSize: 4096},
+}
+
+func TestInlineFileWrites(t *testing.T) {
+	for _, v := range inlineVariants {
+		t.Run(v.Name, func(t *testing.T) { testInlineFileWrites(t, v) })
+	}
+}
+
+func testInlineFileWrites(t *testing.T, v testutil.Variant) {
+	files := map[string][]byte{
+		"small": pattern(1, 10),
+		"mid":   pattern(2, 100),
+		"trunc": pattern(3, 100),
+		"far":   pattern(4, 30),
+		"big":   pattern(5, 50),
+		"xat":   pattern(6, 10),
+		"zero":  pattern(7, 40),
+		"empty": nil,
+	}
+	img, fs := coreImage(t, v, 16, files)
+	models := map[string]*model{}
+	ino := map[string]Ino{}
+	for n, d := range files {
+		models[n] = &model{data: append([]byte(nil), d...)}
+		ino[n] = lookup(t, fs, n)
+		wantInline(t, fs, ino[n], n+" from mkfs", true, max(len(d)-60, 0))
+	}
+	write := func(name string, off int64, p []byte) {
+		t.Helper()
+		if err := inlineWrite(fs, ino[name], off, p); err != nil {
+			t.Fatalf("write %s at %d (%d bytes): %v", name, off, len(p), err)
+		}
+		models[name].write(off, p)
+		checkFile(t, fs, ino[name], models[name])
+	}
+	trunc := func(name string, size int64) {
+		t.Helper()
+		truncateTo(t, fs, ino[name], uint64(size))
+		models[name].truncate(size)
+		checkFile(t, fs, ino[name], models[name])
+	}
+	// With 256-byte inodes and no other attributes the inline limit is
+	// 60 + 68 = 128 bytes (the kernel's ext4_get_max_inline_size).
+	write("small", 20, pattern(10, 5))
+	wantInline(t, fs, ino["small"], "small after a write within i_block", true, 0)
+	write("small", 100, pattern(11, 20))
+	wantInline(t, fs, ino["small"], "small grown to 120", true, 60)
+	write("small", 120, pattern(12, 8))
+	wantInline(t, fs, ino["small"], "small grown to the limit", true, 68)
+	write("small", 125, pattern(13, 10))
+	wantInline(t, fs, ino["small"], "small past the limit", false, 0)
+	write("small", 4090, pattern(14, 20))
+
+	// Truncates: down shrinks the value, up within the area keeps it, up
+	// past it converts (as ext4_setattr does).
+	trunc("mid", 70)
+	wantInline(t, fs, ino["mid"], "mid truncated to 70", true, 10)
+	trunc("mid", 30)
+	wantInline(t, fs, ino["mid"], "mid truncated to 30", true, 0)
+	trunc("mid", 50)
+	wantInline(t, fs, ino["mid"], "mid truncated up to 50", true, 0)
+	trunc("mid", 60)
+	wantInline(t, fs, ino["mid"], "mid truncated up to 60", true, 0)
+	trunc("mid", 61)
+	wantInline(t, fs, ino["mid"], "mid truncated up to 61", false, 0)
+	write("mid", 61, pattern(15, 3))
+
+	trunc("trunc", 0)
+	wantInline(t, fs, ino["trunc"], "trunc to 0", true, 0)
+	write("trunc", 0, pattern(16, 100))
+	wantInline(t, fs, ino["trunc"], "trunc rewritten", true, 40)
+	trunc("trunc", 90)
+	write("trunc", 95, pattern(17, 3)) // the gap 90..95 reads as zeros
+	wantInline(t, fs, ino["trunc"], "trunc gap write", true, 38)
+
+	// A write far past the inline area converts: data at 0, a hole, then
+	// the new bytes.
+	write("far", 100000, pattern(18, 5000))
+	wantInline(t, fs, ino["far"], "far", false, 0)
+
+	// A large write: conversion, then many blocks.
+	write("big", 0, pattern(19, 300000))
+	wantInline(t, fs, ino["big"], "big", false, 0)
+
+	// Attributes share the inode body with inline data: a user attribute
+	// shrinks the inline limit, and one that does not fit next to the
+	// data goes to the block.
+	if err := fs.SetXattr(ino["xat"], "user.a", pattern(20, 40), 0); err != nil {
+		t.Fatal(err)
+	}
+	if in, b := xattrLayout(t, fs, ino["xat"]); in != 2 || b != 0 {
+		t.Fatalf("xat: %d attributes in the inode, %d in the block; want 2, 0", in, b)
+	}
+	write("xat", 60, pattern(21, 8))
+	wantInline(t, fs, ino["xat"], "xat within the reduced limit", true, 8)
+	if err := fs.SetXattr(ino["xat"], "user.b", pattern(22, 40), 0); err != nil {
+		t.Fatal(err)
+	}
+	if in, b := xattrLayout(t, fs, ino["xat"]); in != 2 || b != 1 {
+		t.Fatalf("xat: %d attributes in the inode, %d in the block; want 2, 1", in, b)
+	}
+	write("xat", 68, pattern(23, 30)) // 60+38 > the limit left: convert
+	wantInline(t, fs, ino["xat"], "xat past the reduced limit", false, 0)
+	if in, _ := xattrLayout(t, fs, ino["xat"]); in != 1 {
+		t.Fatalf("xat: system.data still in the inode after conversion (%d attributes)", in)
+	}
+
+	// WriteInline on a range that no longer fits (the inode changed since
+	// MapWrite) converts and writes through blocks.
+	if _, err := fs.WriteInline(ino["zero"], pattern(24, 10), 9000); err != nil {
+		t.Fatal(err)
+	}
+	models["zero"].write(9000, pattern(24, 10))
+	checkFile(t, fs, ino["zero"], models["zero"])
+	wantInline(t, fs, ino["zero"], "zero after a far WriteInline", false, 0)
+	if _, err := fs.WriteInline(ino["zero"], []byte("x"), 0); !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("WriteInline on a block file: %v, want EAGAIN", err)
+	}
+	write("empty", 3, []byte("abc"))
+	wantInline(t, fs, ino["empty"], "empty written", true, 0)
+
+	coreClose(t, fs, img)
+	kernelCheck(t, v, img, models)
+}
+
+// TestInlineNewFile follows the kernel with files it created empty
+// (EXTENTS_FL, no inline data): the first write stores the data inline if
+// it fits, as ext4_write_begin does for new inodes, else in blocks.
+func TestInlineNewFile(t *testing.T) {
+	testutil.RequireLoop(t)
+	v := testutil.Ext4Inline
+	img := filepath.Join(t.TempDir(), "img")
+	testutil.MkfsD(t, img, t.TempDir(), v, 16)
+	mnt := t.TempDir()
+	testutil.LoopMount(t, img, mnt, false)
+	for _, n := range []string{"ten", "large", "sparse", "attr"} {
+		if err := os.WriteFile(filepath.Join(mnt, n), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Unmount(t, mnt)
+	fs := coreOpen(t, img)
+	ino := func(n string) Ino { return lookup(t, fs, n) }
+	for _, n := range []string{"ten", "large", "sparse", "attr"} {
+		in, err := fs.Inode(ino(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.hasFlag(disk.InlineDataFL) || !in.hasFlag(disk.ExtentsFL) {
+			t.Fatalf("kernel's new file %s has flags %#x, want extents only", n, in.Flags)
+		}
+	}
+	models := map[string]*model{"ten": {}, "large": {}, "sparse": {}, "attr": {}}
+	do := func(n string, off int64, p []byte) {
+		t.Helper()
+		if err := inlineWrite(fs, ino(n), off, p); err != nil {
+			t.Fatal(err)
+		}
+		models[n].write(off, p)
+		checkFile(t, fs, ino(n), models[n])
+	}
+	do("ten", 0, []byte("0123456789"))
+	wantInline(t, fs, ino("ten"), "ten", true, 0)
+	do("large", 0, pattern(1, 200))
+	wantInline(t, fs, ino("large"), "large", false, 0)
+	do("sparse", 100, []byte("0123456789"))
+	wantInline(t, fs, ino("sparse"), "sparse", true, 50)
+	// An attribute in the block does not stop a file from going inline.
+	if err := fs.SetXattr(ino("attr"), "user.big", pattern(2, 1000), 0); err != nil {
+		t.Fatal(err)
+	}
+	do("attr", 0, []byte("abc"))
+	wantInline(t, fs, ino("attr"), "attr", true, 0)
+	coreClose(t, fs, img)
+	kernelCheck(t, v, img, models)
+	kernelXattrCheck(t, v, img, map[string]map[string]string{"attr": {"user.big": string(pattern(2, 1000))}})
+}
