@@ -21,7 +21,8 @@ import (
 // the end in 4-byte units, e_hash recomputed, and for the block the
 // kernel's sorted entry order and ext4_xattr_rehash's h_hash. The block's
 // checksum is set at commit. Values in EA inodes (ea_inode) are kept as
-// found, never created: a value that fits neither region is ENOSPC.
+// found, never created (a value that fits neither region is ENOSPC), and
+// such attributes cannot be replaced or removed (EOPNOTSUPP).
 
 // setxattr(2) flags.
 const (
@@ -369,6 +370,10 @@ func (tx *Tx) setXattrLocked(r *inodeRef, index uint8, name, value []byte, flags
 		}
 	case flags&XattrCreate != 0:
 		return syscall.EEXIST
+	case ii >= 0 && st.ibody[ii].inum != 0, bi >= 0 && st.block[bi].inum != 0:
+		// Dropping the value would need the EA inode's reference count
+		// updated (and the inode freed at zero), which is not done here.
+		return syscall.EOPNOTSUPP
 	}
 	switch {
 	case value == nil && ii >= 0:

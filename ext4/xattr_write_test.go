@@ -548,3 +548,51 @@ func testXattrACL(t *testing.T, v testutil.Variant) {
 		t.Errorf("kernel sees plain's mode %#o (%v), want 0751", st.Mode&0o777, err)
 	}
 }
+
+// TestXattrEAInodeKept changes attributes of a file one of whose values
+// the kernel stored in an EA inode (ea_inode): that entry is kept intact
+// through rewrites of its region, and replacing or removing it is refused
+// rather than leaking the EA inode.
+func TestXattrEAInodeKept(t *testing.T) {
+	testutil.RequireLoop(t)
+	v := testutil.Variant{Name: "ext4-eainode", Args: []string{"-t", "ext4", "-b", "4096", "-O", "ea_inode"}, BlockSize: 4096}
+	img := filepath.Join(t.TempDir(), "img")
+	testutil.MkfsD(t, img, t.TempDir(), v, 16)
+	mnt := t.TempDir()
+	testutil.LoopMount(t, img, mnt, false)
+	p := filepath.Join(mnt, "f")
+	huge := string(pattern(1, 20000))
+	if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Setxattr(p, "user.huge", []byte(huge), 0); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Unmount(t, mnt)
+
+	fs := coreOpen(t, img)
+	f := lookup(t, fs, "f")
+	want := map[string]string{"user.huge": huge}
+	for i, n := range []int{10, 80, 1500, 2000} { // ibody, then the block
+		k := fmt.Sprintf("user.v%d", i)
+		want[k] = string(pattern(uint64(i), n))
+		if err := fs.SetXattr(f, k, []byte(want[k]), 0); err != nil {
+			t.Fatalf("set %s: %v", k, err)
+		}
+	}
+	if err := fs.RemoveXattr(f, "user.v0"); err != nil {
+		t.Fatal(err)
+	}
+	delete(want, "user.v0")
+	if err := fs.SetXattr(f, "user.huge", []byte("small"), 0); err != syscall.EOPNOTSUPP {
+		t.Errorf("replacing an EA inode value: %v, want EOPNOTSUPP", err)
+	}
+	if err := fs.RemoveXattr(f, "user.huge"); err != syscall.EOPNOTSUPP {
+		t.Errorf("removing an EA inode value: %v, want EOPNOTSUPP", err)
+	}
+	if d := diffXattrMaps(want, libXattrs(t, fs, f)); d != "" {
+		t.Fatal(d)
+	}
+	coreClose(t, fs, img)
+	kernelXattrCheck(t, v, img, map[string]map[string]string{"f": want})
+}
