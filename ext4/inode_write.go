@@ -182,8 +182,8 @@ func touch(r *inodeRef, mtime, ctime bool) {
 	}
 }
 
-// addBlocksLocked charges (or with a negative delta, credits) n
-// filesystem blocks to r's i_blocks.
+// addBlocksLocked charges (or with a negative delta, credits) delta
+// filesystem blocks to r's i_blocks, and marks r dirty.
 func (tx *Tx) addBlocksLocked(r *inodeRef, delta int64) error {
 	fs := tx.fs
 	cur := r.Raw.Blocks512(fs.features.hugeFile, fs.bsize)
@@ -195,6 +195,7 @@ func (tx *Tx) addBlocksLocked(r *inodeRef, delta int64) error {
 	if !r.Raw.SetBlocks512(uint64(v), fs.features.hugeFile, fs.bsize) {
 		return syscall.EFBIG
 	}
+	tx.dirtyInodeLocked(r)
 	return nil
 }
 
