@@ -3,6 +3,7 @@ package ext4
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
@@ -680,6 +681,119 @@ func TestHtreeEmptyLeaves(t *testing.T) {
 			m.rmdir("e")
 			for i := 0; i < n; i += 3 {
 				m.create(fmt.Sprintf("d/again-%d", i))
+			}
+			m.verify(img)
+		})
+	}
+}
+
+// TestNamespaceRandom runs random operations (create, mkdir, symlink,
+// link, unlink, rmdir, rename with every flag) over a small tree whose
+// directories move between inline, linear and indexed forms, checking
+// each result against the model, then verifies the image.
+func TestNamespaceRandom(t *testing.T) {
+	for _, v := range nsVariants {
+		t.Run(v.Name, func(t *testing.T) {
+			ops := 2500
+			if testing.Short() {
+				ops = 1000
+			}
+			img, fs := newRWImage(t, v, 64, ops+100)
+			m := newModel(t, fs)
+			r := rand.New(rand.NewPCG(3, uint64(len(v.Name))))
+			pick := func(want func(p string, n *mnode) bool) string {
+				var ps []string
+				for p, n := range m.nodes {
+					if want(p, n) {
+						ps = append(ps, p)
+					}
+				}
+				if len(ps) == 0 {
+					return ""
+				}
+				sort.Strings(ps)
+				return ps[r.IntN(len(ps))]
+			}
+			anyDir := func(p string, n *mnode) bool { return n.mode == sIFDIR }
+			notRoot := func(p string, n *mnode) bool { return p != "" }
+			newName := func() string {
+				// Short and long names, so inline areas and blocks fill unevenly.
+				return fmt.Sprintf("n%d%s", r.IntN(1_000_000), strings.Repeat("q", r.IntN(3)*r.IntN(90)))
+			}
+			empty := func(p string) bool {
+				for k := range m.nodes {
+					if strings.HasPrefix(k, p+"/") {
+						return false
+					}
+				}
+				return true
+			}
+			for range ops {
+				d := pick(anyDir)
+				if r.IntN(3) == 0 {
+					d = "" // grow the root into an indexed directory
+				}
+				target := path.Join(d, newName())
+				if _, taken := m.nodes[target]; taken {
+					continue
+				}
+				switch op := r.IntN(20); {
+				case op < 7:
+					m.create(target)
+				case op < 9:
+					m.mkdir(target)
+				case op < 10:
+					m.symlink(target, strings.Repeat("s", 1+r.IntN(100)))
+				case op < 11:
+					if src := pick(func(p string, n *mnode) bool { return n.mode != sIFDIR }); src != "" {
+						m.link(src, target)
+					}
+				case op < 14:
+					if p := pick(func(p string, n *mnode) bool { return n.mode != sIFDIR }); p != "" {
+						m.unlink(p)
+					}
+				case op < 15:
+					if p := pick(func(p string, n *mnode) bool { return n.mode == sIFDIR && p != "" && empty(p) }); p != "" {
+						m.rmdir(p)
+					}
+				default:
+					src := pick(notRoot)
+					if src == "" {
+						continue
+					}
+					dst := target
+					flags := uint32(0)
+					if r.IntN(3) == 0 {
+						// Onto an existing name: replace or exchange.
+						dst = pick(notRoot)
+						if r.IntN(2) == 0 {
+							flags = RenameExchange
+						}
+					}
+					if dst == src || strings.HasPrefix(dst+"/", src+"/") || flags&RenameExchange != 0 && strings.HasPrefix(src+"/", dst+"/") {
+						// Into its own subtree (or onto an ancestor): EINVAL, or
+						// ENOTEMPTY for a plain rename onto an ancestor.
+						od, on := split(src)
+						nd, nn := split(dst)
+						_, err := fs.Rename(m.dir(od), on, m.dir(nd), nn, flags)
+						if dst != src && err == nil {
+							t.Fatalf("rename %s %s %#x: accepted", src, dst, flags)
+						}
+						continue
+					}
+					if flags&RenameExchange == 0 {
+						if n, ok := m.nodes[dst]; ok {
+							s := m.nodes[src]
+							if (s.mode == sIFDIR) != (n.mode == sIFDIR) || n.mode == sIFDIR && !empty(dst) || s.ino == n.ino ||
+								strings.HasPrefix(src+"/", dst+"/") {
+								continue // errors covered by TestNamespaceOps
+							}
+						}
+					} else if m.nodes[src].ino == m.nodes[dst].ino {
+						continue
+					}
+					m.rename(src, dst, flags)
+				}
 			}
 			m.verify(img)
 		})
