@@ -124,11 +124,8 @@ func (tx *Tx) inlineValueMaxLocked(r *inodeRef) (int, error) {
 // (ext4_get_max_inline_size): 0 without an extra inode area or without
 // room for any system.data value.
 func (tx *Tx) maxInlineSizeLocked(r *inodeRef) (int64, error) {
-	if r.Raw.ExtraIsize == 0 {
-		return 0, nil
-	}
-	n, err := tx.inlineValueMaxLocked(r)
-	if err != nil || n == 0 {
+	n, err := tx.inlineValueMaxLocked(r) // first: it may adopt an i_extra_isize
+	if err != nil || n == 0 || r.Raw.ExtraIsize == 0 {
 		return 0, err
 	}
 	return int64(disk.InlineDataIBlockSize + n), nil

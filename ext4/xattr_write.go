@@ -164,7 +164,16 @@ func encodeXattrItems(buf []byte, first, valueBase int, items []xattrItem) []dis
 // ibodyRegion returns the in-inode attribute area of r (from 128 +
 // i_extra_isize to the end of the record), or nil when the inode has no
 // room for attributes (EXT4_INODE_HAS_XATTR_SPACE).
+//
+// A large inode with i_extra_isize 0 (old images) first gets the kernel's
+// default, as ext4_iget does in memory before any write-back: the kernel
+// looks for attributes only after a non-zero i_extra_isize. Attributes
+// some other tool already put at offset 128 stay where they are.
 func (fs *FS) ibodyRegion(r *inodeRef) []byte {
+	if r.Raw.ExtraIsize == 0 && len(r.Rec) >= disk.GoodOldInodeSize+defaultExtraIsize+disk.XattrIbodyHeaderLen+4 &&
+		binary.LittleEndian.Uint32(r.Rec[disk.GoodOldInodeSize:]) != disk.XattrMagic {
+		r.Raw.ExtraIsize = defaultExtraIsize
+	}
 	start := disk.GoodOldInodeSize + int(r.Raw.ExtraIsize)
 	if len(r.Rec) <= disk.GoodOldInodeSize || start+disk.XattrIbodyHeaderLen+4 > len(r.Rec) {
 		return nil

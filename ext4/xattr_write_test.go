@@ -596,3 +596,33 @@ func TestXattrEAInodeKept(t *testing.T) {
 	coreClose(t, fs, img)
 	kernelXattrCheck(t, v, img, map[string]map[string]string{"f": want})
 }
+
+// TestXattrZeroExtraIsize sets an attribute on a large inode whose
+// i_extra_isize is 0 (as old tools left them): like the kernel, the
+// library first gives it the default extra size, since the kernel does
+// not look for attributes right after the 128-byte base.
+func TestXattrZeroExtraIsize(t *testing.T) {
+	v := testutil.Ext4
+	img, fs := coreImage(t, v, 16, map[string][]byte{"f": []byte("data")})
+	fs.Close()
+	fs.dev.Close()
+	debugfs := testutil.RequireTool(t, "debugfs")
+	if out, err := exec.Command(debugfs, "-w", "-R", "sif /f extra_isize 0", img).CombinedOutput(); err != nil {
+		t.Fatalf("debugfs: %v: %s", err, out)
+	}
+	fs = coreOpen(t, img)
+	f := lookup(t, fs, "f")
+	if in, _ := fs.Inode(f); in.raw.ExtraIsize != 0 {
+		t.Fatalf("i_extra_isize %d after debugfs", in.raw.ExtraIsize)
+	}
+	want := map[string]string{"user.a": "small value"}
+	if err := fs.SetXattr(f, "user.a", []byte(want["user.a"]), 0); err != nil {
+		t.Fatal(err)
+	}
+	in, _ := fs.Inode(f)
+	if in.raw.ExtraIsize != defaultExtraIsize || in.raw.FileACL() != 0 {
+		t.Fatalf("i_extra_isize %d, xattr block %d; want %d and none", in.raw.ExtraIsize, in.raw.FileACL(), defaultExtraIsize)
+	}
+	coreClose(t, fs, img)
+	kernelXattrCheck(t, v, img, map[string]map[string]string{"f": want})
+}
