@@ -2,35 +2,210 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"io"
+	"syscall"
 
 	"github.com/e4box/e4box/ext4"
 )
 
 // engine is the server's data path: the single place that turns a file
-// range into I/O. Today it serves FUSE_READ; the fuse-iomap issue will
-// answer FUSE_IOMAP_BEGIN from mapping() so both paths share one view of
-// where a file's bytes live.
+// range into I/O. It is shaped like fuse-iomap's three upcalls so that a
+// later FUSE_IOMAP_BEGIN/END/IOEND handler answers from the same code the
+// classic READ and WRITE handlers use:
 //
-// File data is read at the device offsets that ext4.Map reports (inside
-// ext4.ReadAt), never through the metadata cache.
+//   - begin(ino, pos, count, op) returns the mapping covering pos: Map for
+//     reads and reports, MapWrite for writes (holes become unwritten
+//     extents, or fresh blocks on block-mapped files, flagged New);
+//   - end(...) is the per-mapping completion, which matters only for the
+//     size of an appending buffered write;
+//   - ioend(ino, pos, written, flags, err) runs once the data is on disk:
+//     unwritten blocks become written (ConvertUnwritten), and an appending
+//     write raises i_size (ExtendSize). An I/O error changes nothing, so
+//     the blocks keep reading as zeros.
+//
+// The classic WRITE is a client of the three: begin(WRITE), pwrite at the
+// mapped device offset, ioend. File data is read and written at the
+// device offsets that ext4 maps (fs.WriteData/ReadAt), never through the
+// metadata cache.
 type engine struct {
 	fs *ext4.FS
+	bs int64 // block size
 }
 
-// mapping returns the mapping covering off, at most length bytes long.
-func (e *engine) mapping(ino ext4.Ino, off, length int64) (ext4.Mapping, error) {
-	return e.fs.Map(ino, off, length)
+// Operation flags of begin: the kernel's IOMAP_* values, which
+// fuse-iomap passes through.
+const (
+	opWrite  uint32 = 0x001
+	opZero   uint32 = 0x002
+	opReport uint32 = 0x004
+	opDirect uint32 = 0x010
+)
+
+// Flags of end's mapping: the kernel's IOMAP_F_SIZE_CHANGED.
+const mapSizeChanged uint16 = 0x4000
+
+// ioend flags: FUSE_IOMAP_IOEND_*.
+const (
+	ioendShared    uint16 = 0x1
+	ioendUnwritten uint16 = 0x2
+	ioendDirect    uint16 = 0x8
+	ioendAppend    uint16 = 0x8000
+)
+
+// begin maps the range starting at pos (count bytes wanted) for op. A
+// write allocates what is a hole at pos; ZERO and REPORT never allocate,
+// as fuse2fs and the kernel's own ext4 do. The mapping starts at or before
+// pos and may be shorter or longer than count.
+func (e *engine) begin(ino ext4.Ino, pos, count int64, op uint32) (ext4.Mapping, error) {
+	if pos < 0 || count <= 0 {
+		return ext4.Mapping{}, syscall.EINVAL
+	}
+	if op&opWrite != 0 && op&opZero == 0 {
+		return e.fs.MapWrite(ino, pos, count)
+	}
+	return e.fs.Map(ino, pos, count)
+}
+
+// end completes one mapping of a write: a buffered write that grew the
+// file (SIZE_CHANGED) records the new size at once, as fuse2fs does, so
+// that a GETATTR never reports less than the kernel wrote. Direct writes
+// and writeback report their size through ioend instead.
+func (e *engine) end(ino ext4.Ino, pos, count, written int64, op uint32, mapFlags uint16) error {
+	if op&opWrite == 0 || op&opDirect != 0 || mapFlags&mapSizeChanged == 0 || written <= 0 {
+		return nil
+	}
+	return e.fs.ExtendSize(ino, pos+written, false)
+}
+
+// ioend completes written bytes at pos once they are on disk. With
+// touch, mtime and ctime become now (a classic write; with the writeback
+// cache the kernel owns them and sends them in SETATTR).
+func (e *engine) ioend(ino ext4.Ino, pos, written int64, flags uint16, ioErr error, touch bool) error {
+	if ioErr != nil {
+		return ioErr // the blocks stay unwritten: they read as zeros
+	}
+	if written <= 0 {
+		return nil
+	}
+	if flags&ioendShared != 0 {
+		// ext4 never maps out-of-place writes, so nothing can be remapped.
+		return fmt.Errorf("server: shared (copy-on-write) ioend on inode %d: %w", ino, syscall.EINVAL)
+	}
+	if flags&ioendUnwritten != 0 {
+		if err := e.fs.ConvertUnwritten(ino, pos, written); err != nil {
+			return err
+		}
+	}
+	if flags&ioendAppend != 0 || touch {
+		size := int64(0)
+		if flags&ioendAppend != 0 {
+			size = pos + written
+		}
+		return e.fs.ExtendSize(ino, size, touch)
+	}
+	return nil
+}
+
+// write is the classic FUSE WRITE: p at offset off of regular file ino,
+// one mapping at a time. It returns how many bytes were written; an error
+// after some progress leaves a short write. The caller holds the inode's
+// data lock. size is i_size before the write, to know when it appends.
+func (e *engine) write(ino ext4.Ino, p []byte, off, size int64, touch bool) (int, error) {
+	done := 0
+	for done < len(p) {
+		pos := off + int64(done)
+		rest := p[done:]
+		m, err := e.begin(ino, pos, int64(len(rest)), opWrite)
+		if err != nil {
+			return done, err
+		}
+		if m.Type == ext4.MapInline {
+			n, err := e.writeInline(ino, rest, pos)
+			done += n
+			if err == nil && touch {
+				err = e.fs.ExtendSize(ino, 0, true)
+			}
+			return done, err
+		}
+		if m.Type == ext4.MapHole || pos < m.Offset || pos >= m.Offset+m.Length {
+			return done, fmt.Errorf("server: write mapping %v [%d,+%d) of inode %d does not cover %d",
+				m.Type, m.Offset, m.Length, ino, pos)
+		}
+		n := int(min(int64(len(rest)), m.Offset+m.Length-pos))
+		var flags uint16
+		if m.Type == ext4.MapUnwritten {
+			flags |= ioendUnwritten
+		}
+		end := pos + int64(n)
+		if end > size {
+			flags |= ioendAppend
+		}
+		last := done+n == len(p)
+		werr := e.writeMapped(m, rest[:n], pos)
+		if err := e.ioend(ino, pos, int64(n), flags, werr, touch && last); err != nil {
+			return done, err
+		}
+		size = max(size, end)
+		done += n
+	}
+	return done, nil
+}
+
+// writeMapped writes data at file offset pos inside mapping m. Blocks
+// whose old contents are undefined (New) or must read as zeros
+// (unwritten) are written whole, the parts the write does not cover
+// zero-filled: no read-modify-write is needed for them.
+func (e *engine) writeMapped(m ext4.Mapping, data []byte, pos int64) error {
+	addr := m.Addr + (pos - m.Offset)
+	end := pos + int64(len(data))
+	head, tail := pos%e.bs, (e.bs-end%e.bs)%e.bs
+	if (m.Type == ext4.MapMapped && !m.New) || (head == 0 && tail == 0) {
+		return e.writeAt(data, addr)
+	}
+	buf := make([]byte, head+int64(len(data))+tail)
+	copy(buf[head:], data)
+	return e.writeAt(buf, addr-head)
+}
+
+func (e *engine) writeAt(p []byte, addr int64) error {
+	n, err := e.fs.WriteData(p, addr)
+	if err == nil && n < len(p) {
+		err = io.ErrShortWrite
+	}
+	return err
+}
+
+// inlineWriter is ext4's WriteInline, from the inline-data write path.
+// It is looked up dynamically until that path lands in package ext4.
+type inlineWriter interface {
+	WriteInline(ino ext4.Ino, p []byte, off int64) (int, error)
+}
+
+// writeInline writes into an inline-data file (MapWrite answered
+// MapInline: the data still fits in the inode).
+func (e *engine) writeInline(ino ext4.Ino, p []byte, off int64) (int, error) {
+	w, ok := any(e.fs).(inlineWriter)
+	if !ok {
+		return 0, syscall.EOPNOTSUPP
+	}
+	return w.WriteInline(ino, p, off)
 }
 
 // read fills p from ino at off and returns the byte count. A read that
-// reaches end of file is short, not an error, matching pread(2).
+// reaches end of file is short, not an error, matching pread(2). Holes
+// and unwritten extents read as zeros.
 func (e *engine) read(ino ext4.Ino, p []byte, off int64) (int, error) {
 	n, err := e.fs.ReadAt(ino, p, off)
 	if errors.Is(err, io.EOF) {
 		err = nil
 	}
 	return n, err
+}
+
+// mapping reports the mapping covering off (REPORT: never allocates).
+func (e *engine) mapping(ino ext4.Ino, off, length int64) (ext4.Mapping, error) {
+	return e.begin(ino, off, length, opReport)
 }
 
 // seekData and seekHole answer lseek(2) SEEK_DATA/SEEK_HOLE.

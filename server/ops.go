@@ -5,16 +5,32 @@ import (
 	"errors"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/e4box/e4box/ext4"
 	"github.com/e4box/e4box/fuse"
 	"github.com/e4box/e4box/fuseproto"
 )
 
-// Destroy is the end of the session; the caller owns and closes the FS.
+// Destroy is the end of the session (DESTROY at unmount, or the
+// connection going away). Unlinked inodes the kernel never forgot are
+// freed now, as the kernel's own unmount would, and everything written is
+// flushed; the caller closes the FS, which marks it clean.
 func (s *Server) Destroy() {
+	if !s.destroyed.CompareAndSwap(false, true) {
+		return
+	}
 	if n := s.nodes.len(); n > 0 {
 		s.log.Debug("session ended with nodes still referenced", "nodes", n)
+	}
+	if s.opts.ReadOnly {
+		return
+	}
+	for _, id := range s.nodes.drainUnlinked() {
+		s.evict(id)
+	}
+	if err := s.fs.Sync(); err != nil {
+		s.log.Error("flushing at unmount", "err", err)
 	}
 }
 
@@ -24,9 +40,10 @@ func (s *Server) Lookup(r *fuse.Request, name []byte, out *fuseproto.EntryOut) s
 		return errno
 	}
 	ino, err := s.fs.Lookup(dir, name)
-	if errors.Is(err, syscall.ENOENT) && s.opts.ReadOnly {
+	if errors.Is(err, syscall.ENOENT) {
 		// A zero nodeid is ENOENT that the kernel may cache for the entry
-		// timeout: on a read-only image the name cannot appear later.
+		// timeout: a name can only appear through the kernel, which then
+		// replaces the negative entry itself.
 		out.SetEntryTimeout(s.opts.EntryTimeout)
 		return 0
 	}
@@ -44,8 +61,12 @@ func (s *Server) Lookup(r *fuse.Request, name []byte, out *fuseproto.EntryOut) s
 	return 0
 }
 
+// Forget drops kernel references; an unlinked inode with none left and
+// no open handle is freed.
 func (s *Server) Forget(nodeID, nlookup uint64) {
-	s.nodes.forget(nodeID, nlookup)
+	if s.nodes.forget(nodeID, nlookup) {
+		s.evict(nodeID)
+	}
 }
 
 func (s *Server) GetAttr(r *fuse.Request, in *fuseproto.GetattrIn, out *fuseproto.AttrOut) syscall.Errno {
@@ -80,29 +101,45 @@ func (s *Server) ReadLink(r *fuse.Request) ([]byte, syscall.Errno) {
 	return target, 0
 }
 
-// Open admits read-only opens. On a read-only mount the kernel refuses
-// writable opens itself (EROFS, like any ro filesystem); answering the
-// same here keeps a misconfigured rw mount honest.
+// Open admits opens. On a read-only mount the kernel refuses writable
+// opens itself (EROFS, like any ro filesystem); answering the same here
+// keeps a misconfigured mount honest.
 //
 // A read-only server has no per-open state, so when the kernel supports
 // it Open answers ENOSYS: the kernel then stops sending OPEN and RELEASE
 // altogether and treats every open as FOPEN_KEEP_CACHE, saving two
-// round trips per open(2).
+// round trips per open(2). A read-write server counts handles, because
+// an unlinked file lives until its last one is released, and truncates
+// for O_TRUNC (ATOMIC_O_TRUNC leaves that to OPEN).
+//
+// Either way, every change to the image goes through the kernel, so
+// pages it cached from an earlier open are still valid (KEEP_CACHE).
 func (s *Server) Open(r *fuse.Request, in *fuseproto.OpenIn, out *fuseproto.OpenOut) syscall.Errno {
-	if s.opts.ReadOnly && (in.Flags&syscall.O_ACCMODE != syscall.O_RDONLY || in.Flags&syscall.O_TRUNC != 0) {
+	trunc := in.Flags&syscall.O_TRUNC != 0 && in.Flags&syscall.O_ACCMODE != syscall.O_RDONLY
+	if s.readOnly() && (in.Flags&syscall.O_ACCMODE != syscall.O_RDONLY || in.Flags&syscall.O_TRUNC != 0) {
 		return syscall.EROFS
 	}
-	if _, errno := s.inode(r.NodeID); errno != 0 {
+	inode, errno := s.inode(r.NodeID)
+	if errno != 0 {
 		return errno
 	}
 	if s.opts.ReadOnly {
 		if kernelHas(r, fuseproto.InitNoOpenSupport) {
 			return syscall.ENOSYS
 		}
-		// Nothing but this server changes the image, so pages the kernel
-		// cached from an earlier open are still valid.
 		out.OpenFlags = fuseproto.FopenKeepCache | fuseproto.FopenNoflush
+		return 0
 	}
+	if trunc && inode.IsReg() {
+		unlock := s.locks.lock(inode.Ino)
+		_, err := s.fs.SetAttr(inode.Ino, &ext4.SetAttr{Valid: ext4.SetSize | ext4.SetMtimeNow})
+		unlock()
+		if err != nil {
+			return s.writeErrno(err)
+		}
+	}
+	s.nodes.open(r.NodeID)
+	out.OpenFlags = fuseproto.FopenKeepCache
 	return 0
 }
 
@@ -123,18 +160,49 @@ func (s *Server) Read(r *fuse.Request, in *fuseproto.ReadIn, buf []byte) ([]byte
 	if err != nil {
 		return nil, s.toErrno(err)
 	}
+	s.accessed(r.NodeID, ino)
 	return buf[:n], 0
 }
 
-func (s *Server) Release(r *fuse.Request, in *fuseproto.ReleaseIn) syscall.Errno { return 0 }
-
-// Flush has nothing to write back on a read-only mount; ENOSYS tells the
-// kernel to stop sending FLUSH on every close(2).
-func (s *Server) Flush(r *fuse.Request, in *fuseproto.FlushIn) syscall.Errno {
-	if s.opts.ReadOnly {
-		return syscall.ENOSYS
+// Release closes a file handle; the last one of an unlinked inode the
+// kernel has forgotten frees it.
+func (s *Server) Release(r *fuse.Request, in *fuseproto.ReleaseIn) syscall.Errno {
+	if s.nodes.release(r.NodeID) {
+		s.evict(r.NodeID)
 	}
 	return 0
+}
+
+// Flush (each close(2)) has nothing to do: writes are on disk when
+// answered, and durability is fsync's business, as on the kernel's ext4.
+// ENOSYS tells the kernel to stop sending it.
+func (s *Server) Flush(r *fuse.Request, in *fuseproto.FlushIn) syscall.Errno {
+	return syscall.ENOSYS
+}
+
+// accessed updates the access time after a read, per Options.Atime: the
+// kernel leaves atime to FUSE servers (its inodes are S_NOATIME). The
+// kernel's cached attributes are invalidated so stat shows it.
+func (s *Server) accessed(nodeid uint64, ino ext4.Ino) {
+	if s.readOnly() || s.opts.Atime == AtimeNever {
+		return
+	}
+	inode, err := s.fs.Inode(ino)
+	if err != nil || inode.Nlink == 0 && !inode.IsReg() {
+		return
+	}
+	now := time.Now()
+	if s.opts.Atime == AtimeRelative && inode.Atime.After(inode.Mtime) && inode.Atime.After(inode.Ctime) &&
+		now.Sub(inode.Atime) < 24*time.Hour {
+		return
+	}
+	// ctime stays as it is: an atime update is not a change.
+	a := ext4.SetAttr{Valid: ext4.SetAtimeNow | ext4.SetCtime, Ctime: inode.Ctime}
+	if _, err := s.fs.SetAttr(ino, &a); err != nil {
+		s.writeErrno(err)
+		return
+	}
+	s.invalAttr(nodeid)
 }
 
 // Lseek answers SEEK_DATA and SEEK_HOLE; the kernel handles the others.
@@ -195,7 +263,9 @@ func (s *Server) OpenDir(r *fuse.Request, in *fuseproto.OpenIn, out *fuseproto.O
 			return syscall.ENOSYS
 		}
 		out.OpenFlags = fuseproto.FopenCacheDir | fuseproto.FopenKeepCache
+		return 0
 	}
+	s.nodes.open(r.NodeID)
 	return 0
 }
 
@@ -209,6 +279,9 @@ func (s *Server) ReadDir(r *fuse.Request, in *fuseproto.ReadIn, out *fuse.DirLis
 	err := s.fs.ReadDir(dir, in.Offset, func(e ext4.DirEntry) bool {
 		return out.Add(e.Name, uint64(e.Ino), uint32(e.Type), e.Next)
 	})
+	if in.Offset == 0 {
+		s.accessed(r.NodeID, dir)
+	}
 	return s.dirResult(err, out)
 }
 
@@ -240,6 +313,9 @@ func (s *Server) ReadDirPlus(r *fuse.Request, in *fuseproto.ReadIn, out *fuse.Di
 		s.nodes.ref(entry.NodeID)
 		return true
 	})
+	if in.Offset == 0 {
+		s.accessed(r.NodeID, dir)
+	}
 	return s.dirResult(err, out)
 }
 
@@ -260,7 +336,9 @@ func isDotOrDotDot(name []byte) bool {
 	return bytes.Equal(name, []byte(".")) || bytes.Equal(name, []byte(".."))
 }
 
-func (s *Server) ReleaseDir(r *fuse.Request, in *fuseproto.ReleaseIn) syscall.Errno { return 0 }
+func (s *Server) ReleaseDir(r *fuse.Request, in *fuseproto.ReleaseIn) syscall.Errno {
+	return s.Release(r, in)
+}
 
 func (s *Server) GetXattr(r *fuse.Request, name []byte, dest []byte) (int, syscall.Errno) {
 	ino, errno := inoOf(r.NodeID)
@@ -319,7 +397,7 @@ func (s *Server) Access(r *fuse.Request, in *fuseproto.AccessIn) syscall.Errno {
 		return errno
 	}
 	mask := in.Mask & (rOK | wOK | xOK)
-	if mask&wOK != 0 && s.opts.ReadOnly && (inode.IsReg() || inode.IsDir() || inode.IsSymlink()) {
+	if mask&wOK != 0 && s.readOnly() && (inode.IsReg() || inode.IsDir() || inode.IsSymlink()) {
 		return syscall.EROFS
 	}
 	if mask == 0 {
@@ -347,25 +425,6 @@ func (s *Server) Access(r *fuse.Request, in *fuseproto.AccessIn) syscall.Errno {
 		return syscall.EACCES
 	}
 	return 0
-}
-
-// Fsync, FsyncDir and SyncFs have nothing to write back on a read-only
-// mount.
-func (s *Server) Fsync(r *fuse.Request, in *fuseproto.FsyncIn) syscall.Errno {
-	return s.syncResult()
-}
-
-func (s *Server) FsyncDir(r *fuse.Request, in *fuseproto.FsyncIn) syscall.Errno {
-	return s.syncResult()
-}
-
-func (s *Server) SyncFs(r *fuse.Request) syscall.Errno { return s.syncResult() }
-
-func (s *Server) syncResult() syscall.Errno {
-	if s.opts.ReadOnly {
-		return 0
-	}
-	return syscall.ENOSYS
 }
 
 // Bmap maps a file block to a device block (FIBMAP; the kernel sends it
