@@ -1,6 +1,7 @@
 package ext4
 
 import (
+	"os"
 	"syscall"
 
 	"github.com/e4box/e4box/ext4/disk"
@@ -33,8 +34,9 @@ const fallocChunk = 1 << 18
 //     range unwritten (allocating holes), zeroes partial edge blocks, and
 //     extends i_size unless KEEP_SIZE (extent files only).
 //
-// COLLAPSE_RANGE, INSERT_RANGE and unknown modes are EOPNOTSUPP, as are
-// inline-data files. mtime and ctime are set to now.
+// COLLAPSE_RANGE, INSERT_RANGE and unknown modes are EOPNOTSUPP. An
+// inline-data file is moved to blocks first, as the kernel does. mtime and
+// ctime are set to now.
 func (fs *FS) Fallocate(ino Ino, mode uint32, off, length int64) error {
 	if off < 0 || length <= 0 {
 		return syscall.EINVAL
@@ -88,8 +90,10 @@ func (tx *Tx) fallocInodeLocked(ino Ino) (*inodeRef, error) {
 		return nil, syscall.EISDIR
 	case !r.Raw.IsReg():
 		return nil, syscall.ENODEV
-	case r.Raw.Flags&disk.InlineDataFL != 0:
-		return nil, syscall.EOPNOTSUPP
+	}
+	// Like ext4_fallocate, an inline file moves to blocks first.
+	if err := tx.convertInlineToBlocksLocked(r); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
@@ -156,15 +160,21 @@ func (tx *Tx) allocUnwrittenLocked(r *inodeRef, start, end uint64) error {
 	return nil
 }
 
-// punchLocked frees the whole blocks of [off, off+length) (clamped to the
-// end of file) and zeroes the partial blocks at the edges.
+// punchLocked frees the whole blocks of [off, off+length) and zeroes the
+// partial blocks at the edges. Like ext4_punch_hole, nothing happens at or
+// past the end of file, and a hole reaching past it ends at the end of
+// the page holding the end of file (so the partial last block goes too).
 func (tx *Tx) punchLocked(r *inodeRef, off, length int64) error {
 	fs := tx.fs
 	size := int64(r.Raw.Size())
 	if off >= size {
 		return nil
 	}
-	end := min(off+length, size)
+	end := off + length
+	if end > size {
+		page := int64(os.Getpagesize())
+		end = (size + page) &^ (page - 1)
+	}
 	bs := int64(fs.bsize)
 	first := (off + bs - 1) / bs // first whole block
 	last := end / bs             // end of whole blocks

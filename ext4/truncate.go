@@ -49,9 +49,6 @@ func (fs *FS) SetAttr(ino Ino, a *SetAttr) (*Inode, error) {
 		if err != nil {
 			return err
 		}
-		if r.Raw.LinksCount == 0 && !r.Raw.IsReg() {
-			return syscall.ENOENT
-		}
 		if err := tx.setAttrLocked(r, a); err != nil {
 			return err
 		}

@@ -836,3 +836,113 @@ func TestIBlocksAccounting(t *testing.T) {
 	}
 	coreClose(t, fs, img)
 }
+
+// TestKernelDifferential applies one random sequence of writes,
+// truncates and fallocates to a file through the library and, on a copy
+// of the same image, through the kernel's ext4 (loop mount), then compares
+// size, bytes and data/hole layout as the kernel reads both.
+func TestKernelDifferential(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireLoop(t)
+	for _, v := range []testutil.Variant{testutil.Ext4, testutil.Ext4Block1K, testutil.Ext3} {
+		t.Run(v.Name, func(t *testing.T) {
+			for seed := uint64(1); seed <= 3; seed++ {
+				testKernelDifferential(t, v, seed)
+			}
+		})
+	}
+}
+
+func testKernelDifferential(t *testing.T, v testutil.Variant, seed uint64) {
+	img, fs := coreImage(t, v, 64, map[string][]byte{"f": pattern(seed, 30000)})
+	ino := lookup(t, fs, "f")
+	kimg := filepath.Join(t.TempDir(), "kimg")
+	data, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kimg, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kdir := t.TempDir()
+	testutil.LoopMount(t, kimg, kdir, false)
+	kf, err := os.OpenFile(filepath.Join(kdir, "f"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	extents := fs.features.extents
+	rng := rand.New(rand.NewPCG(seed, 7))
+	const span = 3 << 20
+	for i := range 60 {
+		off := rng.Int64N(span)
+		n := 1 + rng.Int64N(200000)
+		var what string
+		var ours, theirs error
+		switch op := rng.IntN(10); {
+		case op < 4:
+			p := pattern(seed*1000+uint64(i), int(n))
+			what = fmt.Sprintf("write %d+%d", off, n)
+			ours = engineWrite(fs, ino, off, p)
+			_, theirs = kf.WriteAt(p, off)
+		case op < 5:
+			what = fmt.Sprintf("truncate %d", off)
+			_, ours = fs.SetAttr(ino, &SetAttr{Valid: SetSize, Size: uint64(off)})
+			theirs = kf.Truncate(off)
+		default:
+			modes := []uint32{0, FallocKeepSize, FallocPunchHole | FallocKeepSize, FallocZeroRange, FallocZeroRange | FallocKeepSize}
+			mode := modes[rng.IntN(len(modes))]
+			if !extents && mode != FallocPunchHole|FallocKeepSize {
+				mode = FallocPunchHole | FallocKeepSize
+			}
+			what = fmt.Sprintf("fallocate %#x %d+%d", mode, off, n)
+			ours = fs.Fallocate(ino, mode, off, n)
+			theirs = unix.Fallocate(int(kf.Fd()), mode, off, n)
+		}
+		if (ours == nil) != (theirs == nil) {
+			t.Fatalf("seed %d op %d %s: library %v, kernel %v", seed, i, what, ours, theirs)
+		}
+	}
+	kf.Close()
+	testutil.Unmount(t, kdir)
+	coreClose(t, fs, img)
+	if !testutil.E2fsckClean(t, kimg) {
+		t.FailNow()
+	}
+	view := func(img string) (int64, []byte, [][2]int64) {
+		dir := t.TempDir()
+		testutil.LoopMount(t, img, dir, true)
+		defer testutil.Unmount(t, dir)
+		f, err := os.Open(filepath.Join(dir, "f"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		st, _ := f.Stat()
+		b := make([]byte, st.Size())
+		if _, err := f.ReadAt(b, 0); err != nil && st.Size() > 0 {
+			t.Fatal(err)
+		}
+		var regions [][2]int64
+		for off := int64(0); off < st.Size(); {
+			d, err := unix.Seek(int(f.Fd()), off, unix.SEEK_DATA)
+			if err != nil {
+				break
+			}
+			h, _ := unix.Seek(int(f.Fd()), d, unix.SEEK_HOLE)
+			regions = append(regions, [2]int64{d, h})
+			off = h
+		}
+		return st.Size(), b, regions
+	}
+	osize, ob, oreg := view(img)
+	ksize, kb, kreg := view(kimg)
+	if osize != ksize {
+		t.Fatalf("seed %d: size %d, kernel %d", seed, osize, ksize)
+	}
+	if i := firstDiffByte(ob, kb); i >= 0 {
+		t.Fatalf("seed %d: byte %d is %#x, kernel has %#x", seed, i, ob[i], kb[i])
+	}
+	if fmt.Sprint(oreg) != fmt.Sprint(kreg) {
+		t.Errorf("seed %d: data regions %v, kernel %v", seed, oreg, kreg)
+	}
+}
