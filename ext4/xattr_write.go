@@ -18,8 +18,8 @@ import (
 // back to the block, and an attribute lives in only one of them. Each
 // change decodes the region into items, edits the list and re-encodes the
 // whole region: entries in list order from the front, values packed from
-// the end in 4-byte units, e_hash recomputed, and for the block the
-// kernel's sorted entry order and ext4_xattr_rehash's h_hash. The block's
+// the end in 4-byte units, and for the block the kernel's sorted entry
+// order, entry hashes and ext4_xattr_rehash's h_hash. The block's
 // checksum is set at commit. Values in EA inodes (ea_inode) are kept as
 // found, never created (a value that fits neither region is ENOSPC), and
 // such attributes cannot be replaced or removed (EOPNOTSUPP).
@@ -135,8 +135,9 @@ func withoutItem(items []xattrItem, i int) []xattrItem {
 // values packed down from the end of buf, and the terminator; e_value_offs
 // are relative to valueBase. buf[first:] is cleared first. The caller has
 // checked that the items fit. It returns the entries as written (for the
-// block hash).
-func encodeXattrItems(buf []byte, first, valueBase int, items []xattrItem) []disk.XattrEntry {
+// block hash). Entry hashes are computed for a block only: the kernel
+// leaves e_hash 0 in the inode body, which e2fsck accepts.
+func encodeXattrItems(buf []byte, first, valueBase int, items []xattrItem, block bool) []disk.XattrEntry {
 	clear(buf[first:])
 	es := make([]disk.XattrEntry, len(items))
 	off, end := first, len(buf)
@@ -152,7 +153,9 @@ func encodeXattrItems(buf []byte, first, valueBase int, items []xattrItem) []dis
 				copy(buf[end:], it.value)
 				e.ValueOffs = uint16(end - valueBase)
 			}
-			e.Hash = disk.XattrEntryHash(it.name, it.value)
+			if block {
+				e.Hash = disk.XattrEntryHash(it.name, it.value)
+			}
 		}
 		disk.EncodeXattrEntry(buf, off, &e)
 		off += disk.XattrEntryLen(len(it.name))
@@ -212,7 +215,7 @@ func (tx *Tx) writeIbodyLocked(r *inodeRef, items []xattrItem) {
 		clear(region)
 	} else {
 		binary.LittleEndian.PutUint32(region, disk.XattrMagic)
-		encodeXattrItems(region, disk.XattrIbodyHeaderLen, disk.XattrIbodyHeaderLen, items)
+		encodeXattrItems(region, disk.XattrIbodyHeaderLen, disk.XattrIbodyHeaderLen, items, false)
 	}
 	tx.dirtyInodeLocked(r)
 }
@@ -271,7 +274,7 @@ func (fs *FS) xattrCsum(blk PBlk) func([]byte) {
 
 // encodeXattrBlock formats data as an xattr block holding items.
 func encodeXattrBlock(data []byte, refcount uint32, items []xattrItem) {
-	es := encodeXattrItems(data, disk.XattrHeaderSize, 0, items)
+	es := encodeXattrItems(data, disk.XattrHeaderSize, 0, items, true)
 	h := disk.XattrHeader{Magic: disk.XattrMagic, Refcount: refcount, Blocks: 1, Hash: disk.XattrBlockHash(es)}
 	h.Encode(data)
 }
