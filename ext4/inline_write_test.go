@@ -230,7 +230,17 @@ func TestInlineNewFile(t *testing.T) {
 			t.Fatalf("kernel's new file %s has flags %#x, want extents only", n, in.Flags)
 		}
 	}
-	models := map[string]*model{"ten": {}, "large": {}, "sparse": {}, "attr": {}}
+	// The library's own new files behave the same.
+	for _, n := range []string{"lib10", "lib200"} {
+		in, err := fs.Mknod(RootIno, []byte(n), sIFREG|0o644, 0, Cred{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.hasFlag(disk.InlineDataFL) || !in.hasFlag(disk.ExtentsFL) {
+			t.Fatalf("new file %s has flags %#x, want extents only (as the kernel)", n, in.Flags)
+		}
+	}
+	models := map[string]*model{"ten": {}, "large": {}, "sparse": {}, "attr": {}, "lib10": {}, "lib200": {}}
 	do := func(n string, off int64, p []byte) {
 		t.Helper()
 		if err := inlineWrite(fs, ino(n), off, p); err != nil {
@@ -245,6 +255,10 @@ func TestInlineNewFile(t *testing.T) {
 	wantInline(t, fs, ino("large"), "large", false, 0)
 	do("sparse", 100, []byte("0123456789"))
 	wantInline(t, fs, ino("sparse"), "sparse", true, 50)
+	do("lib10", 0, []byte("0123456789"))
+	wantInline(t, fs, ino("lib10"), "lib10", true, 0)
+	do("lib200", 0, pattern(3, 200))
+	wantInline(t, fs, ino("lib200"), "lib200", false, 0)
 	// An attribute in the block does not stop a file from going inline.
 	if err := fs.SetXattr(ino("attr"), "user.big", pattern(2, 1000), 0); err != nil {
 		t.Fatal(err)
