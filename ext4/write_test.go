@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -944,5 +945,126 @@ func testKernelDifferential(t *testing.T, v testutil.Variant, seed uint64) {
 	}
 	if fmt.Sprint(oreg) != fmt.Sprint(kreg) {
 		t.Errorf("seed %d: data regions %v, kernel %v", seed, oreg, kreg)
+	}
+}
+
+// TestEvict frees an unlinked inode with data when the last reference
+// goes, and leaves linked or already freed inodes alone.
+func TestEvict(t *testing.T) {
+	for _, v := range []testutil.Variant{testutil.Ext4, testutil.Ext2} {
+		t.Run(v.Name, func(t *testing.T) {
+			img, fs := coreImage(t, v, 32, map[string][]byte{"keep": pattern(1, 9000)})
+			st := fs.Statfs()
+			in, err := fs.Mknod(RootIno, []byte("x"), sIFREG|0o600, 0, Cred{Uid: 7, Gid: 8})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if in.Uid != 7 || in.Gid != 8 || in.Nlink != 1 {
+				t.Errorf("new inode %+v", in)
+			}
+			if err := engineWrite(fs, in.Ino, 0, pattern(2, 200000)); err != nil {
+				t.Fatal(err)
+			}
+			if err := fs.Evict(in.Ino); err != nil { // still linked: no-op
+				t.Fatal(err)
+			}
+			if _, err := fs.Unlink(RootIno, []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			// Open but unlinked: still writable and truncatable.
+			if err := engineWrite(fs, in.Ino, 300000, pattern(3, 100)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := fs.SetAttr(in.Ino, &SetAttr{Valid: SetSize, Size: 1000}); err != nil {
+				t.Fatal(err)
+			}
+			if err := fs.Evict(in.Ino); err != nil {
+				t.Fatal(err)
+			}
+			if err := fs.Evict(in.Ino); err != nil {
+				t.Fatalf("second Evict: %v", err)
+			}
+			if got := fs.Statfs(); got.Bfree != st.Bfree || got.Ffree != st.Ffree {
+				t.Errorf("statfs after evict %+v, before create %+v", got, st)
+			}
+			if sb := fs.Superblock(); sb.LastOrphan != 0 {
+				t.Errorf("orphan list head %d after evict", sb.LastOrphan)
+			}
+			coreClose(t, fs, img)
+		})
+	}
+}
+
+// TestReservedBlocks checks that unprivileged callers stop at
+// s_r_blocks_count while root may go on.
+func TestReservedBlocks(t *testing.T) {
+	img, fs := coreImage(t, testutil.Ext4, 32, map[string][]byte{"f": nil})
+	ino := lookup(t, fs, "f")
+	fs.mu.Lock()
+	free := fs.sb.FreeBlocksCount()
+	rsv := free - fs.resvClusters() - 5 // leave 5 blocks to unprivileged users
+	fs.sb.SetRBlocksCount(rsv)
+	fs.mu.Unlock()
+	m, err := fs.MapWrite(ino, 0, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Length != 5*int64(fs.BlockSize()) {
+		t.Errorf("unprivileged MapWrite got %d bytes, want 5 blocks", m.Length)
+	}
+	if _, err := fs.MapWrite(ino, m.Length, 4096); !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("unprivileged MapWrite past the reserve: %v", err)
+	}
+	err = fs.update(&Cred{Uid: 0}, func(tx *Tx) error {
+		r, err := tx.inodeLocked(ino)
+		if err != nil {
+			return err
+		}
+		_, err = tx.mapWriteLocked(r, m.Length, 4096)
+		return err
+	})
+	if err != nil {
+		t.Errorf("root allocation from the reserve: %v", err)
+	}
+	fs.mu.Lock()
+	fs.sb.SetRBlocksCount(0)
+	fs.mu.Unlock()
+	coreClose(t, fs, img)
+}
+
+// TestSetAttr changes mode, owner and times and checks them through the
+// kernel.
+func TestSetAttr(t *testing.T) {
+	v := testutil.Ext4
+	img, fs := coreImage(t, v, 32, map[string][]byte{"f": pattern(1, 100)})
+	ino := lookup(t, fs, "f")
+	at := time.Date(2001, 2, 3, 4, 5, 6, 789, time.UTC)
+	mt := time.Date(2030, 1, 2, 3, 4, 5, 123456789, time.UTC)
+	in, err := fs.SetAttr(ino, &SetAttr{Valid: SetMode | SetUid | SetGid | SetAtime | SetMtime,
+		Mode: 0o4751, Uid: 100000, Gid: 70000, Atime: at, Mtime: mt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Mode != sIFREG|0o4751 || in.Uid != 100000 || in.Gid != 70000 || !in.Atime.Equal(at) || !in.Mtime.Equal(mt) {
+		t.Errorf("after SetAttr: %+v", in)
+	}
+	if time.Since(in.Ctime) > time.Minute {
+		t.Errorf("ctime %v not updated", in.Ctime)
+	}
+	coreClose(t, fs, img)
+	if os.Getuid() != 0 {
+		return
+	}
+	dir := t.TempDir()
+	testutil.LoopMount(t, img, dir, true)
+	defer testutil.Unmount(t, dir)
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(dir, "f"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode != unix.S_IFREG|0o4751 || st.Uid != 100000 || st.Gid != 70000 ||
+		st.Atim.Nano() != at.UnixNano() || st.Mtim.Nano() != mt.UnixNano() || st.Size != 100 {
+		t.Errorf("kernel stat: mode %o uid %d gid %d atime %v mtime %v size %d", st.Mode, st.Uid, st.Gid,
+			time.Unix(st.Atim.Unix()), time.Unix(st.Mtim.Unix()), st.Size)
 	}
 }
