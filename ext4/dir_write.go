@@ -25,6 +25,7 @@ type dent struct {
 	name []byte
 	ino  uint32
 	ft   uint8 // EXT4_FT_*, 0 without the filetype feature
+	size int   // for an entry read from a block: its record length there
 }
 
 // recLen is the space the entry needs (EXT4_DIR_REC_LEN).
@@ -189,13 +190,19 @@ func (fs *FS) packLeaf(b []byte, es []dent) bool {
 	return true
 }
 
-// liveEntries returns copies of the live entries of region b, in order.
+// liveEntries returns copies of the live entries of region b, in order,
+// with their record lengths.
 func liveEntries(b []byte, recBlock int) ([]dent, error) {
 	var es []dent
 	it := disk.NewDirIter(b, recBlock)
-	for de, ok := it.Next(); ok; de, ok = it.Next() {
-		if de.Inode != 0 {
-			es = append(es, dent{name: append([]byte(nil), de.Name...), ino: de.Inode, ft: de.FileType})
+	for {
+		off := it.Offset()
+		de, ok := it.Next()
+		if !ok {
+			break
+		}
+		if de.Inode != 0 && de.NameLen != 0 {
+			es = append(es, dent{name: append([]byte(nil), de.Name...), ino: de.Inode, ft: de.FileType, size: it.Offset() - off})
 		}
 	}
 	return es, it.Err()

@@ -205,12 +205,17 @@ func (tx *Tx) dxAddLocked(d *inodeRef, e *dent) error {
 
 // splitIndex picks where to split hash-sorted entries as the kernel's
 // do_split: move entries from the top until the moved ones fill about
-// half a block; if that leaves too few behind, split by count.
+// half a block; if that leaves too few behind, split by count. Like the
+// kernel it weighs entries by their record length in the full block,
+// slack included.
 func splitIndex(es []hashed, blockSize int) int {
 	size, move := 0, 0
 	i := len(es) - 1
 	for ; i >= 0; i-- {
-		rl := es[i].recLen()
+		rl := es[i].size
+		if rl == 0 {
+			rl = es[i].recLen()
+		}
 		if size+rl/2 > blockSize/2 {
 			break
 		}
@@ -433,10 +438,26 @@ func (tx *Tx) makeIndexedLocked(d *inodeRef, b0 *bcache.Buf, e *dent) (bool, err
 		return false, nil
 	}
 	rest := n1 + n2
-	if rest > fs.leafEnd() {
+	end := fs.leafEnd()
+	if rest >= end {
 		return false, nil
 	}
-	es, err := liveEntries(data[rest:fs.leafEnd()], fs.bsize)
+	// The kernel copies the records after ".." to the start of a new block
+	// and stretches the last one to its end, then splits that block: weigh
+	// the entries the same way.
+	moved := make([]byte, end)
+	copy(moved, data[rest:end])
+	last, off := 0, 0
+	it := disk.NewDirIter(moved[:end-rest], fs.bsize)
+	for _, ok := it.Next(); ok; _, ok = it.Next() {
+		last, off = off, it.Offset()
+	}
+	if err := it.Err(); err != nil {
+		return false, fs.corrupt("directory entry", d.Ino, PBlk(b0.Blk), err)
+	}
+	lde, _, _ := disk.DecodeDirEntry(moved[last:], fs.bsize)
+	disk.EncodeDirEntry(moved[last:], lde.Inode, end-last, lde.FileType, lde.Name, fs.bsize)
+	es, err := liveEntries(moved, fs.bsize)
 	if err != nil {
 		return false, fs.corrupt("directory entry", d.Ino, PBlk(b0.Blk), err)
 	}

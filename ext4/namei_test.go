@@ -799,3 +799,77 @@ func TestNamespaceRandom(t *testing.T) {
 		})
 	}
 }
+
+// TestDirLayoutMatchesKernel builds the same directories with the kernel
+// and with the library, name by name, and compares the layouts the two
+// choose: inline or block, linear or indexed, the directory's size and
+// blocks, and the htree depth.
+func TestDirLayoutMatchesKernel(t *testing.T) {
+	testutil.RequireRoot(t)
+	counts := []int{1, 2, 3, 4, 6, 9, 14, 20, 30, 60, 100, 200, 500, 1500, 6000}
+	for _, v := range []testutil.Variant{testutil.Ext4Inline, testutil.Ext4, testutil.Ext4Block1K, testutil.Ext3} {
+		t.Run(v.Name, func(t *testing.T) {
+			names := func(k int) []string {
+				var ns []string
+				for i := range k {
+					ns = append(ns, fmt.Sprintf("%d-%s", i, strings.Repeat("n", i%23)))
+				}
+				return ns
+			}
+			// Ours.
+			ours, fs := newRWImage(t, v, 64, 9000)
+			for _, k := range counts {
+				d, err := fs.Mkdir(RootIno, []byte(fmt.Sprint(k)), 0o755, Cred{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, n := range names(k) {
+					if _, err := fs.Mknod(d.Ino, []byte(n), sIFREG|0o644, 0, Cred{}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if err := fs.Close(); err != nil {
+				t.Fatal(err)
+			}
+			// The kernel's.
+			theirs, _ := newRWImage(t, v, 64, 9000)
+			mnt := t.TempDir()
+			testutil.LoopMount(t, theirs, mnt, false)
+			for _, k := range counts {
+				dir := filepath.Join(mnt, fmt.Sprint(k))
+				if err := os.Mkdir(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				for _, n := range names(k) {
+					if err := os.WriteFile(filepath.Join(dir, n), nil, 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			testutil.Unmount(t, mnt)
+			a, b := openImage(t, ours, Options{}), openImage(t, theirs, Options{})
+			for _, k := range counts {
+				layout := func(fs *FS) string {
+					ino, err := fs.Lookup(RootIno, []byte(fmt.Sprint(k)))
+					if err != nil {
+						t.Fatal(err)
+					}
+					in, err := fs.Inode(ino)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return fmt.Sprintf("size %d blocks %d inline %v htree levels %d",
+						in.Size, in.Blocks512(), in.hasFlag(disk.InlineDataFL), dxLevels(t, fs, in))
+				}
+				la, lb := layout(a), layout(b)
+				if la != lb {
+					t.Errorf("%d names: ours %s, kernel %s", k, la, lb)
+				}
+				if k == counts[len(counts)-1] {
+					t.Logf("%d names: %s", k, la)
+				}
+			}
+		})
+	}
+}
