@@ -2,6 +2,8 @@ package ext4
 
 import (
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -268,4 +270,82 @@ func TestInlineNewFile(t *testing.T) {
 	coreClose(t, fs, img)
 	kernelCheck(t, v, img, models)
 	kernelXattrCheck(t, v, img, map[string]map[string]string{"attr": {"user.big": string(pattern(2, 1000))}})
+}
+
+// TestInlineRandom runs random writes, truncates and attribute changes on
+// small files, around the inline limit, against a model.
+func TestInlineRandom(t *testing.T) {
+	for _, v := range inlineVariants[:2] {
+		t.Run(v.Name, func(t *testing.T) { testInlineRandom(t, v) })
+	}
+}
+
+func testInlineRandom(t *testing.T, v testutil.Variant) {
+	names := []string{"a", "b", "c", "d", "e"}
+	files := map[string][]byte{}
+	for i, n := range names {
+		files[n] = pattern(uint64(i), i*25)
+	}
+	img, fs := coreImage(t, v, 16, files)
+	rng := rand.New(rand.NewPCG(3, uint64(v.BlockSize)))
+	models := map[string]*model{}
+	attrs := map[string]map[string]string{}
+	for _, n := range names {
+		models[n] = &model{data: append([]byte(nil), files[n]...)}
+		attrs[n] = map[string]string{}
+	}
+	sawConvert := false
+	for step := range 300 {
+		n := names[rng.IntN(len(names))]
+		ino := lookup(t, fs, n)
+		wasInline, _ := inlineState(t, fs, ino)
+		switch op := rng.IntN(10); {
+		case op < 5:
+			off := rng.Int64N(140)
+			if rng.IntN(20) == 0 {
+				off = rng.Int64N(3 * int64(v.BlockSize))
+			}
+			p := pattern(uint64(step), 1+rng.IntN(60))
+			if err := inlineWrite(fs, ino, off, p); err != nil {
+				t.Fatalf("step %d: write %s at %d: %v", step, n, off, err)
+			}
+			models[n].write(off, p)
+		case op < 8:
+			size := rng.Int64N(160)
+			truncateTo(t, fs, ino, uint64(size))
+			models[n].truncate(size)
+		default:
+			k := fmt.Sprintf("user.%d", rng.IntN(4))
+			if _, ok := attrs[n][k]; ok && rng.IntN(2) == 0 {
+				if err := fs.RemoveXattr(ino, k); err != nil {
+					t.Fatalf("step %d: remove %s %s: %v", step, n, k, err)
+				}
+				delete(attrs[n], k)
+				break
+			}
+			val := string(pattern(uint64(step), rng.IntN(30)))
+			if err := fs.SetXattr(ino, k, []byte(val), 0); err != nil {
+				t.Fatalf("step %d: set %s %s: %v", step, n, k, err)
+			}
+			attrs[n][k] = val
+		}
+		checkFile(t, fs, ino, models[n])
+		inl, value := inlineState(t, fs, ino)
+		if inl {
+			in, _ := fs.Inode(ino)
+			if in.Size > uint64(disk.InlineDataIBlockSize+value) {
+				t.Fatalf("step %d: %s inline with size %d past its %d-byte area", step, n, in.Size, disk.InlineDataIBlockSize+value)
+			}
+		}
+		sawConvert = sawConvert || wasInline && !inl
+		if d := diffXattrMaps(attrs[n], libXattrs(t, fs, ino)); d != "" {
+			t.Fatalf("step %d: %s: %s", step, n, d)
+		}
+	}
+	if !sawConvert {
+		t.Errorf("no conversion to blocks happened")
+	}
+	coreClose(t, fs, img)
+	kernelCheck(t, v, img, models)
+	kernelXattrCheck(t, v, img, attrs)
 }
