@@ -626,3 +626,112 @@ func TestXattrZeroExtraIsize(t *testing.T) {
 	coreClose(t, fs, img)
 	kernelXattrCheck(t, v, img, map[string]map[string]string{"f": want})
 }
+
+// TestXattrPlacementMatchesKernel applies one sequence of attribute
+// changes through the kernel (loop mount of one copy of an image) and
+// through the library (another copy): outcomes, and which attributes end
+// up in the inode body and which in the block, must be the same.
+func TestXattrPlacementMatchesKernel(t *testing.T) {
+	testutil.RequireLoop(t)
+	for _, v := range []testutil.Variant{testutil.Ext4, testutil.Ext4Block1K} {
+		t.Run(v.Name, func(t *testing.T) { testXattrPlacement(t, v) })
+	}
+}
+
+type xattrOp struct {
+	name  string
+	value []byte // nil: remove
+}
+
+func testXattrPlacement(t *testing.T, v testutil.Variant) {
+	rng := rand.New(rand.NewPCG(11, uint64(v.BlockSize)))
+	var ops []xattrOp
+	for i := range 80 {
+		name := fmt.Sprintf("user.%c%d", 'a'+rune(rng.IntN(6)), rng.IntN(3))
+		if rng.IntN(5) == 0 {
+			ops = append(ops, xattrOp{name, nil})
+			continue
+		}
+		n := rng.IntN(48)
+		if rng.IntN(5) == 0 {
+			n = rng.IntN(v.BlockSize / 3)
+		}
+		ops = append(ops, xattrOp{name, pattern(uint64(i), n)})
+	}
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "f"), []byte("f"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	libImg := filepath.Join(t.TempDir(), "lib")
+	testutil.MkfsD(t, libImg, src, v, 16)
+	kimg := filepath.Join(t.TempDir(), "kernel")
+	data, err := os.ReadFile(libImg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kimg, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	mnt := t.TempDir()
+	testutil.LoopMount(t, kimg, mnt, false)
+	p := filepath.Join(mnt, "f")
+	var kernelErrs []error
+	for _, op := range ops {
+		var err error
+		if op.value == nil {
+			err = unix.Removexattr(p, op.name)
+		} else {
+			err = unix.Setxattr(p, op.name, op.value, 0)
+		}
+		kernelErrs = append(kernelErrs, err)
+	}
+	testutil.Unmount(t, mnt)
+
+	fs := coreOpen(t, libImg)
+	f := lookup(t, fs, "f")
+	for i, op := range ops {
+		var err error
+		if op.value == nil {
+			err = fs.RemoveXattr(f, op.name)
+		} else {
+			err = fs.SetXattr(f, op.name, op.value, 0)
+		}
+		if kerr := kernelErrs[i]; (err == nil) != (kerr == nil) || err != nil && !errors.Is(err, kerr) {
+			t.Fatalf("op %d (%s, %d bytes): library %v, kernel %v", i, op.name, len(op.value), err, kerr)
+		}
+	}
+	coreClose(t, fs, libImg)
+
+	places := func(img string) (body, block []string) {
+		fs := openImage(t, img, Options{ReadOnly: true})
+		defer fs.Close()
+		in, err := fs.Inode(lookup(t, fs, "f"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ib, err := fs.ibodyXattrs(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs.mu.RLock()
+		bl, err := fs.blockXattrsLocked(in)
+		fs.mu.RUnlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ib {
+			body = append(body, string(e.Name))
+		}
+		for _, e := range bl {
+			block = append(block, string(e.Name))
+		}
+		slices.Sort(body)
+		return body, block // the block in on-disk (sorted) order
+	}
+	kb, kbl := places(kimg)
+	lb, lbl := places(libImg)
+	if !slices.Equal(kb, lb) || !slices.Equal(kbl, lbl) {
+		t.Errorf("placement differs:\nkernel  body %q block %q\nlibrary body %q block %q", kb, kbl, lb, lbl)
+	}
+}
