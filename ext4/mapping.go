@@ -133,11 +133,16 @@ func (fs *FS) Map(ino Ino, off int64, length int64) (Mapping, error) {
 func (fs *FS) mapRangeLocked(in *Inode, off, length int64) (Mapping, error) {
 	bs := int64(fs.bsize)
 	start := off &^ (bs - 1)
-	reqEnd := int64(math.MaxInt64) &^ (bs - 1)
-	if off <= reqEnd-length {
+	// Ends round up to a block, except in the last block below 2^63
+	// (reachable with a damaged i_size), which ends at MaxInt64: a zero
+	// Length would make callers that advance by it loop forever.
+	reqEnd, eof := int64(math.MaxInt64), int64(math.MaxInt64)
+	if off <= math.MaxInt64-length-(bs-1) {
 		reqEnd = (off + length + bs - 1) &^ (bs - 1)
 	}
-	eof := (int64(in.Size) + bs - 1) &^ (bs - 1) // i_size < 2^63 (checked at decode)
+	if int64(in.Size) <= math.MaxInt64-(bs-1) { // i_size < 2^63 (checked at decode)
+		eof = (int64(in.Size) + bs - 1) &^ (bs - 1)
+	}
 	lblk := fs.lblkOf(start)
 	if start >= eof || lblk >= maxLBlk {
 		return Mapping{Offset: start, Length: reqEnd - start, Type: MapHole, Addr: -1}, nil
