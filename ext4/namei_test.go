@@ -700,103 +700,192 @@ func TestNamespaceRandom(t *testing.T) {
 			}
 			img, fs := newRWImage(t, v, 64, ops+100)
 			m := newModel(t, fs)
-			r := rand.New(rand.NewPCG(3, uint64(len(v.Name))))
-			pick := func(want func(p string, n *mnode) bool) string {
-				var ps []string
-				for p, n := range m.nodes {
-					if want(p, n) {
-						ps = append(ps, p)
-					}
-				}
-				if len(ps) == 0 {
-					return ""
-				}
-				sort.Strings(ps)
-				return ps[r.IntN(len(ps))]
-			}
-			anyDir := func(p string, n *mnode) bool { return n.mode == sIFDIR }
-			notRoot := func(p string, n *mnode) bool { return p != "" }
-			newName := func() string {
-				// Short and long names, so inline areas and blocks fill unevenly.
-				return fmt.Sprintf("n%d%s", r.IntN(1_000_000), strings.Repeat("q", r.IntN(3)*r.IntN(90)))
-			}
-			empty := func(p string) bool {
-				for k := range m.nodes {
-					if strings.HasPrefix(k, p+"/") {
-						return false
-					}
-				}
-				return true
-			}
-			for range ops {
-				d := pick(anyDir)
-				if r.IntN(3) == 0 {
-					d = "" // grow the root into an indexed directory
-				}
-				target := path.Join(d, newName())
-				if _, taken := m.nodes[target]; taken {
-					continue
-				}
-				switch op := r.IntN(20); {
-				case op < 7:
-					m.create(target)
-				case op < 9:
-					m.mkdir(target)
-				case op < 10:
-					m.symlink(target, strings.Repeat("s", 1+r.IntN(100)))
-				case op < 11:
-					if src := pick(func(p string, n *mnode) bool { return n.mode != sIFDIR }); src != "" {
-						m.link(src, target)
-					}
-				case op < 14:
-					if p := pick(func(p string, n *mnode) bool { return n.mode != sIFDIR }); p != "" {
-						m.unlink(p)
-					}
-				case op < 15:
-					if p := pick(func(p string, n *mnode) bool { return n.mode == sIFDIR && p != "" && empty(p) }); p != "" {
-						m.rmdir(p)
-					}
-				default:
-					src := pick(notRoot)
-					if src == "" {
-						continue
-					}
-					dst := target
-					flags := uint32(0)
-					if r.IntN(3) == 0 {
-						// Onto an existing name: replace or exchange.
-						dst = pick(notRoot)
-						if r.IntN(2) == 0 {
-							flags = RenameExchange
-						}
-					}
-					if dst == src || strings.HasPrefix(dst+"/", src+"/") || flags&RenameExchange != 0 && strings.HasPrefix(src+"/", dst+"/") {
-						// Into its own subtree (or onto an ancestor): EINVAL, or
-						// ENOTEMPTY for a plain rename onto an ancestor.
-						od, on := split(src)
-						nd, nn := split(dst)
-						_, err := fs.Rename(m.dir(od), on, m.dir(nd), nn, flags)
-						if dst != src && err == nil {
-							t.Fatalf("rename %s %s %#x: accepted", src, dst, flags)
-						}
-						continue
-					}
-					if flags&RenameExchange == 0 {
-						if n, ok := m.nodes[dst]; ok {
-							s := m.nodes[src]
-							if (s.mode == sIFDIR) != (n.mode == sIFDIR) || n.mode == sIFDIR && !empty(dst) || s.ino == n.ino ||
-								strings.HasPrefix(src+"/", dst+"/") {
-								continue // errors covered by TestNamespaceOps
-							}
-						}
-					} else if m.nodes[src].ino == m.nodes[dst].ino {
-						continue
-					}
-					m.rename(src, dst, flags)
-				}
-			}
+			m.randomOps(rand.New(rand.NewPCG(3, uint64(len(v.Name)))), ops, "")
 			m.verify(img)
 		})
+	}
+}
+
+// randomOps runs ops random operations; a third of the new names go to
+// directory hot.
+func (m *nsModel) randomOps(r *rand.Rand, ops int, hot string) {
+	t, fs := m.t, m.fs
+	pick := func(want func(p string, n *mnode) bool) string {
+		var ps []string
+		for p, n := range m.nodes {
+			if want(p, n) {
+				ps = append(ps, p)
+			}
+		}
+		if len(ps) == 0 {
+			return ""
+		}
+		sort.Strings(ps)
+		return ps[r.IntN(len(ps))]
+	}
+	anyDir := func(p string, n *mnode) bool { return n.mode == sIFDIR }
+	notRoot := func(p string, n *mnode) bool { return p != "" }
+	newName := func() string {
+		// Short and long names, so inline areas and blocks fill unevenly.
+		return fmt.Sprintf("n%d%s", r.IntN(1_000_000), strings.Repeat("q", r.IntN(3)*r.IntN(90)))
+	}
+	empty := func(p string) bool {
+		for k := range m.nodes {
+			if strings.HasPrefix(k, p+"/") {
+				return false
+			}
+		}
+		return true
+	}
+	for range ops {
+		d := pick(anyDir)
+		if r.IntN(3) == 0 {
+			d = hot
+		}
+		target := path.Join(d, newName())
+		if _, taken := m.nodes[target]; taken {
+			continue
+		}
+		switch op := r.IntN(20); {
+		case op < 7:
+			m.create(target)
+		case op < 9:
+			m.mkdir(target)
+		case op < 10:
+			m.symlink(target, strings.Repeat("s", 1+r.IntN(100)))
+		case op < 11:
+			if src := pick(func(p string, n *mnode) bool { return n.mode != sIFDIR }); src != "" {
+				m.link(src, target)
+			}
+		case op < 14:
+			if p := pick(func(p string, n *mnode) bool { return n.mode != sIFDIR }); p != "" {
+				m.unlink(p)
+			}
+		case op < 15:
+			if p := pick(func(p string, n *mnode) bool { return n.mode == sIFDIR && p != "" && p != hot && empty(p) }); p != "" {
+				m.rmdir(p)
+			}
+		default:
+			src := pick(notRoot)
+			if src == "" || src == hot {
+				continue
+			}
+			dst := target
+			flags := uint32(0)
+			if r.IntN(3) == 0 {
+				// Onto an existing name: replace or exchange.
+				dst = pick(notRoot)
+				if r.IntN(2) == 0 {
+					flags = RenameExchange
+				}
+				if dst == hot {
+					continue
+				}
+			}
+			if dst == src || strings.HasPrefix(dst+"/", src+"/") || flags&RenameExchange != 0 && strings.HasPrefix(src+"/", dst+"/") {
+				// Into its own subtree (or onto an ancestor): EINVAL, or
+				// ENOTEMPTY for a plain rename onto an ancestor.
+				od, on := split(src)
+				nd, nn := split(dst)
+				_, err := fs.Rename(m.dir(od), on, m.dir(nd), nn, flags)
+				if dst != src && err == nil {
+					t.Fatalf("rename %s %s %#x: accepted", src, dst, flags)
+				}
+				continue
+			}
+			if flags&RenameExchange == 0 {
+				if n, ok := m.nodes[dst]; ok {
+					s := m.nodes[src]
+					if (s.mode == sIFDIR) != (n.mode == sIFDIR) || n.mode == sIFDIR && !empty(dst) || s.ino == n.ino ||
+						strings.HasPrefix(src+"/", dst+"/") {
+						continue // errors covered by TestNamespaceOps
+					}
+				}
+			} else if m.nodes[src].ino == m.nodes[dst].ino {
+				continue
+			}
+			m.rename(src, dst, flags)
+		}
+	}
+}
+
+// modelFromImage fills a model with the tree on fs (lost+found aside).
+func modelFromImage(t *testing.T, fs *FS) *nsModel {
+	m := newModel(t, fs)
+	var walk func(p string, dir Ino)
+	walk = func(p string, dir Ino) {
+		var es []DirEntry
+		if err := fs.ReadDir(dir, 0, func(e DirEntry) bool { es = append(es, e); return true }); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			n := string(e.Name)
+			if n == "." || n == ".." || p == "" && n == "lost+found" {
+				continue
+			}
+			in, err := fs.Inode(e.Ino)
+			if err != nil {
+				t.Fatal(err)
+			}
+			target := ""
+			if in.IsSymlink() {
+				b, err := fs.ReadLink(in.Ino)
+				if err != nil {
+					t.Fatal(err)
+				}
+				target = string(b)
+			}
+			cp := path.Join(p, n)
+			m.add(cp, in, target)
+			if in.IsDir() {
+				walk(cp, in.Ino)
+			}
+		}
+	}
+	walk("", RootIno)
+	return m
+}
+
+// TestModifyKernelTree changes trees whose directories the kernel (or
+// e2fsck -D) built, htrees included.
+func TestModifyKernelTree(t *testing.T) {
+	testutil.RequireRoot(t)
+	src := t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(src, "big"), 0o755))
+	must(os.MkdirAll(filepath.Join(src, "a/b/c"), 0o755))
+	for i := range 3000 {
+		must(os.WriteFile(filepath.Join(src, "big", fmt.Sprintf("file-%d-%s", i, strings.Repeat("k", i%40))), nil, 0o644))
+	}
+	for i := range 30 {
+		must(os.WriteFile(filepath.Join(src, "a/b", fmt.Sprint(i)), nil, 0o644))
+	}
+	must(os.Symlink(strings.Repeat("t", 200), filepath.Join(src, "a/slow")))
+	must(os.Symlink("fast", filepath.Join(src, "a/b/c/fast")))
+	must(os.Link(filepath.Join(src, "a/b/1"), filepath.Join(src, "a/hard")))
+	for _, v := range []testutil.Variant{testutil.Ext4, testutil.Ext4Block1K, testutil.Ext4Inline, testutil.Ext3} {
+		for _, how := range []string{"kernel", "e2fsck-D"} {
+			t.Run(v.Name+"/"+how, func(t *testing.T) {
+				img := filepath.Join(t.TempDir(), "img")
+				v := v
+				v.Args = append(slices.Clone(v.Args), "-N", "8000")
+				if how == "kernel" {
+					testutil.MkfsCopy(t, img, src, v, 64)
+				} else {
+					testutil.MkfsD(t, img, src, v, 64)
+					testutil.IndexDirs(t, img)
+				}
+				fs := openRW(t, img)
+				m := modelFromImage(t, fs)
+				m.randomOps(rand.New(rand.NewPCG(5, uint64(len(v.Name)))), 1500, "big")
+				m.verify(img)
+			})
+		}
 	}
 }
 
