@@ -1,6 +1,7 @@
 package ext4
 
 import (
+	"errors"
 	"log/slog"
 	"slices"
 	"syscall"
@@ -63,6 +64,9 @@ func (tx *Tx) allocLimitLocked(goal PBlk, want uint64, ino Ino, limit uint64) (P
 		// goal group again from its start.
 		for i := uint32(0); i <= ngroups; i++ {
 			g := Group((uint64(gGoal) + uint64(i)) % uint64(ngroups))
+			if fs.wr.badBlockGroups[g] {
+				continue
+			}
 			gr, err := tx.groupLocked(g)
 			if err != nil {
 				// A bad descriptor makes its group unusable, not the fs.
@@ -79,11 +83,21 @@ func (tx *Tx) allocLimitLocked(goal PBlk, want uint64, ino Ino, limit uint64) (P
 				from = uint64(goal - fs.groupFirstBlock(g))
 			}
 			start, n, ok, err := tx.findRunLocked(gr, from, need, want, limit, pass == 0)
-			if err != nil {
-				return 0, 0, err
+			if ok && err == nil {
+				var blk PBlk
+				if blk, n, err = tx.takeBlocksLocked(gr, start, n, ino); err == nil {
+					return blk, n, nil
+				}
 			}
-			if ok {
-				return tx.takeBlocksLocked(gr, start, n, ino)
+			if err != nil {
+				if !errors.Is(err, ErrCorrupt) {
+					return 0, 0, err
+				}
+				// Like the kernel's EXT4_GROUP_INFO_BBITMAP_CORRUPT: a
+				// group whose bitmap cannot be trusted is skipped from
+				// now on (the corruption is logged where found).
+				fs.markBadBlockGroup(g)
+				continue
 			}
 			if pass == 0 {
 				break
@@ -229,6 +243,47 @@ func (tx *Tx) freeBlocksLocked(start PBlk, n uint64, ino Ino) {
 	tx.freeBlocks = append(tx.freeBlocks, blockRun{start: start, n: n, ino: ino})
 }
 
+// prepareFreesLocked loads, before commit writes anything, the bitmaps
+// the deferred frees will change, so releasing them cannot fail half-way
+// through a commit. Frees in a group whose bitmap is corrupt are dropped
+// (the blocks or inodes leak, for e2fsck to reclaim), as the kernel's
+// ext4_free_blocks gives up on such a group.
+func (tx *Tx) prepareFreesLocked() {
+	fs := tx.fs
+	ok := func(g Group, inodes bool) bool {
+		gr, err := tx.groupLocked(g)
+		if err == nil {
+			if inodes {
+				_, err = tx.inodeBitmapLocked(gr)
+			} else {
+				_, err = tx.blockBitmapLocked(gr)
+			}
+		}
+		if err != nil {
+			fs.log.Warn("ext4: cannot free into a damaged group; leaking", slog.Uint64("group", uint64(g)), slog.Any("err", err))
+		}
+		return err == nil
+	}
+	runs := tx.freeBlocks[:0]
+	for _, run := range tx.freeBlocks {
+		good := true
+		for g := fs.blockGroup(run.start); g <= fs.blockGroup(run.start+PBlk(run.n-1)); g++ {
+			good = good && ok(g, false)
+		}
+		if good {
+			runs = append(runs, run)
+		}
+	}
+	tx.freeBlocks = runs
+	inos := tx.freeInodes[:0]
+	for _, fi := range tx.freeInodes {
+		if ok(fs.inodeGroup(fi.ino), true) {
+			inos = append(inos, fi)
+		}
+	}
+	tx.freeInodes = inos
+}
+
 // releaseFreesLocked clears the bits of the blocks and inodes freed in
 // this transaction and updates the counters.
 func (tx *Tx) releaseFreesLocked() error {
@@ -289,6 +344,15 @@ func (tx *Tx) releaseFreesLocked() error {
 	}
 	tx.freeInodes = nil
 	return nil
+}
+
+// markBadBlockGroup stops block allocation from group g for the rest of
+// the mount.
+func (fs *FS) markBadBlockGroup(g Group) {
+	if fs.wr.badBlockGroups == nil {
+		fs.wr.badBlockGroups = make(map[Group]bool)
+	}
+	fs.wr.badBlockGroups[g] = true
 }
 
 // blockRange is a half-open range of physical blocks.

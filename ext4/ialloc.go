@@ -1,6 +1,7 @@
 package ext4
 
 import (
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"syscall"
@@ -123,11 +124,21 @@ func (tx *Tx) allocInodeLocked(parent *inodeRef, isDir bool) (Ino, error) {
 		return 0, err
 	}
 	for _, g := range order {
+		if fs.wr.badInodeGroups[g] {
+			continue
+		}
 		gr, err := tx.groupLocked(g)
 		if err != nil || gr.d.FreeInodesCount() == 0 {
 			continue
 		}
 		ino, ok, err := tx.takeInodeLocked(gr, isDir)
+		if errors.Is(err, ErrCorrupt) {
+			if fs.wr.badInodeGroups == nil {
+				fs.wr.badInodeGroups = make(map[Group]bool)
+			}
+			fs.wr.badInodeGroups[g] = true
+			continue
+		}
 		if err != nil {
 			return 0, err
 		}
@@ -155,6 +166,14 @@ func (tx *Tx) takeInodeLocked(gr *groupRef, isDir bool) (Ino, bool, error) {
 		fs.log.Warn("ext4: group has free inodes by count but none in its bitmap", slog.Uint64("group", uint64(gr.g)))
 		return 0, false, nil
 	}
+	// Like __ext4_new_inode, a group whose inodes get used has its block
+	// bitmap initialised too (loaded first: it may fail).
+	initBlocks := fs.gdtCsum && gr.d.Flags&disk.BgBlockUninit != 0
+	if initBlocks {
+		if _, err := tx.blockBitmapLocked(gr); err != nil {
+			return 0, false, err
+		}
+	}
 	setBit(bm, bit)
 	wasUninit := fs.gdtCsum && gr.d.Flags&disk.BgInodeUninit != 0
 	tx.dirtyInodeBitmapLocked(gr)
@@ -168,12 +187,7 @@ func (tx *Tx) takeInodeLocked(gr *groupRef, isDir bool) (Ino, bool, error) {
 		if uint32(bit)+1 > used {
 			gr.d.SetItableUnused(fs.ipg - uint32(bit) - 1)
 		}
-		// Like __ext4_new_inode, a group whose inodes get used has its
-		// block bitmap initialised too.
-		if gr.d.Flags&disk.BgBlockUninit != 0 {
-			if _, err := tx.blockBitmapLocked(gr); err != nil {
-				return 0, false, err
-			}
+		if initBlocks {
 			tx.dirtyBlockBitmapLocked(gr)
 		}
 	}

@@ -24,6 +24,10 @@ type writeState struct {
 	// zone is the system zone (alloc.go), computed on first allocation;
 	// protected by FS.mu (held exclusively by writers).
 	zone systemZone
+	// badBlockGroups and badInodeGroups are groups whose bitmaps proved
+	// corrupt: allocation skips them until the next mount. Protected by
+	// FS.mu.
+	badBlockGroups, badInodeGroups map[Group]bool
 	// bytesWritten counts device bytes written since Open, for
 	// s_kbytes_written. Data writes happen outside FS.mu.
 	bytesWritten atomic.Uint64

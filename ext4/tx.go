@@ -184,6 +184,7 @@ func (tx *Tx) commitLocked() error {
 			return err
 		}
 	}
+	tx.prepareFreesLocked()
 	if err := tx.encodeGroupsLocked(); err != nil {
 		return err
 	}

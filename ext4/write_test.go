@@ -1068,3 +1068,59 @@ func TestSetAttr(t *testing.T) {
 			time.Unix(st.Atim.Unix()), time.Unix(st.Mtim.Unix()), st.Size)
 	}
 }
+
+// TestAllocSkipsDamagedGroups: a block bitmap failing its checksum, or
+// one offering a metadata block, makes allocation move on to other
+// groups instead of failing or handing out metadata.
+func TestAllocSkipsDamagedGroups(t *testing.T) {
+	for _, tc := range []struct {
+		v      testutil.Variant
+		damage string
+	}{
+		{testutil.Ext4Block1K, "checksum"},
+		{testutil.Variant{Name: "nocsum-1k", Args: []string{"-t", "ext4", "-b", "1024", "-O", "^metadata_csum"}, BlockSize: 1024}, "metadata bit"},
+	} {
+		t.Run(tc.damage, func(t *testing.T) {
+			img, fs := coreImage(t, tc.v, 64, map[string][]byte{"f": nil})
+			ino := lookup(t, fs, "f")
+			d, err := fs.groupDescLocked(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := fs.Close(); err != nil {
+				t.Fatal(err)
+			}
+			data, err := os.ReadFile(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bm := data[fs.pblkOff(PBlk(d.BlockBitmap())):][:fs.bsize]
+			switch tc.damage {
+			case "checksum":
+				bm[fs.bsize/8-1] ^= 0x80 // a bit the checksum covers
+			case "metadata bit":
+				// Free every block from the inode table on: the first one
+				// offered is metadata.
+				it := d.InodeTable() - uint64(fs.groupFirstBlock(0))
+				for i := it; i < uint64(fs.bpg); i++ {
+					clearBit(bm, i)
+				}
+			}
+			dev := blockdev.NewMemFrom(data, false)
+			fs, err = Open(dev, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := fs.MapWrite(ino, 0, 8192)
+			if err != nil {
+				t.Fatalf("MapWrite with group 0 damaged: %v", err)
+			}
+			if g := fs.blockGroup(PBlk(m.Addr >> fs.bshift)); g == 0 {
+				t.Errorf("allocated block %d from the damaged group", m.Addr>>fs.bshift)
+			}
+			if !fs.wr.badBlockGroups[0] {
+				t.Error("damaged group not marked")
+			}
+		})
+	}
+}
