@@ -951,7 +951,8 @@ func testKernelDifferential(t *testing.T, v testutil.Variant, seed uint64) {
 // TestEvict frees an unlinked inode with data when the last reference
 // goes, and leaves linked or already freed inodes alone.
 func TestEvict(t *testing.T) {
-	for _, v := range []testutil.Variant{testutil.Ext4, testutil.Ext2} {
+	small := testutil.Variant{Name: "ext4-128", Args: []string{"-t", "ext4", "-b", "4096", "-I", "128"}, BlockSize: 4096}
+	for _, v := range []testutil.Variant{testutil.Ext4, testutil.Ext2, small} {
 		t.Run(v.Name, func(t *testing.T) {
 			img, fs := coreImage(t, v, 32, map[string][]byte{"keep": pattern(1, 9000)})
 			st := fs.Statfs()
@@ -1121,6 +1122,80 @@ func TestAllocSkipsDamagedGroups(t *testing.T) {
 			if !fs.wr.badBlockGroups[0] {
 				t.Error("damaged group not marked")
 			}
+		})
+	}
+}
+
+// TestOrlovSpread creates top-level directories (spread over groups,
+// initialising INODE_UNINIT/BLOCK_UNINIT groups) with files in them (kept
+// near their directory), and checks the result with e2fsck.
+func TestOrlovSpread(t *testing.T) {
+	v := testutil.Variant{Name: "noflex-1k", Args: []string{"-t", "ext4", "-b", "1024", "-O", "^flex_bg"}, BlockSize: 1024}
+	img, fs := coreImage(t, v, 64, nil)
+	groups := map[Group]bool{}
+	for i := range 12 {
+		d, err := fs.Mkdir(RootIno, []byte(fmt.Sprintf("d%d", i)), 0o755, Cred{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		groups[fs.inodeGroup(d.Ino)] = true
+		f, err := fs.Mknod(d.Ino, []byte("f"), sIFREG|0o644, 0, Cred{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fs.inodeGroup(f.Ino) != fs.inodeGroup(d.Ino) {
+			t.Errorf("file %d not in its directory %d's group", f.Ino, d.Ino)
+		}
+		if err := engineWrite(fs, f.Ino, 0, pattern(uint64(i), 5000)); err != nil {
+			t.Fatal(err)
+		}
+		m, err := fs.Map(f.Ino, 0, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := fs.blockGroup(PBlk(m.Addr >> fs.bshift)); g != fs.inodeGroup(f.Ino) {
+			t.Logf("file %d (group %d) data in group %d", f.Ino, fs.inodeGroup(f.Ino), g)
+		}
+	}
+	if len(groups) < 3 {
+		t.Errorf("12 top-level directories in %d groups", len(groups))
+	}
+	coreClose(t, fs, img)
+}
+
+// TestFileSizeLimits checks EFBIG at the format's limits.
+func TestFileSizeLimits(t *testing.T) {
+	for _, v := range []testutil.Variant{testutil.Ext4, testutil.Ext3} {
+		t.Run(v.Name, func(t *testing.T) {
+			img, fs := coreImage(t, v, 32, map[string][]byte{"f": nil})
+			ino := lookup(t, fs, "f")
+			var max int64
+			fs.Update(func(tx *Tx) error {
+				r, err := tx.inodeLocked(ino)
+				if err == nil {
+					max = fs.maxFileBytes(r)
+				}
+				return errSkip
+			})
+			if v.HasFeature("extent") || fs.features.extents {
+				if max != (1<<32-1)*4096 {
+					t.Errorf("extent file limit %d", max)
+				}
+			}
+			if _, err := fs.MapWrite(ino, max, 1); !errors.Is(err, syscall.EFBIG) {
+				t.Errorf("MapWrite at the limit: %v", err)
+			}
+			if err := fs.ExtendSize(ino, max+1, false); !errors.Is(err, syscall.EFBIG) {
+				t.Errorf("ExtendSize past the limit: %v", err)
+			}
+			// The last block below the limit can be written.
+			if err := engineWrite(fs, ino, max-10, pattern(1, 10)); err != nil {
+				t.Errorf("write just below the limit: %v", err)
+			}
+			if in, _ := fs.Inode(ino); in.Size != uint64(max) {
+				t.Errorf("size %d, want %d", in.Size, max)
+			}
+			coreClose(t, fs, img)
 		})
 	}
 }
