@@ -41,13 +41,15 @@ func (fs *FS) leafEnd() int {
 }
 
 // findSlot looks for room for e in region b, as the kernel's
-// ext4_find_dest_de: an unused entry large enough, or a live one whose
-// slack past its own record is. It returns the offset of that entry,
-// errNoSpace, EEXIST if e's name is already there, or the decode error
-// of a malformed entry. recBlock is the block size for rec_len decoding
-// (len(b) for inline regions).
+// ext4_find_dest_de: the first unused entry large enough, or live one
+// whose slack past its own record is. It returns the offset of that
+// entry, errNoSpace, EEXIST if e's name is anywhere in the region (the
+// kernel stops looking at the slot; the whole region costs little more),
+// or the decode error of a malformed entry. recBlock is the block size
+// for rec_len decoding (len(b) for inline regions).
 func findSlot(b []byte, recBlock int, e *dent) (int, error) {
 	need := e.recLen()
+	slot := -1
 	it := disk.NewDirIter(b, recBlock)
 	for {
 		off := it.Offset()
@@ -58,19 +60,21 @@ func findSlot(b []byte, recBlock int, e *dent) (int, error) {
 		if de.Inode != 0 && bytes.Equal(de.Name, e.name) {
 			return 0, syscall.EEXIST
 		}
-		rl := it.Offset() - off
-		free := rl
+		free := it.Offset() - off
 		if de.Inode != 0 {
 			free -= disk.DirRecLen(int(de.NameLen))
 		}
-		if free >= need {
-			return off, nil
+		if slot < 0 && free >= need {
+			slot = off
 		}
 	}
 	if err := it.Err(); err != nil {
 		return 0, err
 	}
-	return 0, errNoSpace
+	if slot < 0 {
+		return 0, errNoSpace
+	}
+	return slot, nil
 }
 
 // putEntry writes e into the slot at off that findSlot chose (the
