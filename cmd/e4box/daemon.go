@@ -16,7 +16,8 @@ import (
 //
 // Without -f, `e4box mount` re-executes itself with -f in a new session
 // and waits on a pipe until the child reports that the mount is live
-// ("ok") or why it failed (any other line). Only then does the parent
+// ("ok") or why it failed (any other line); "warning: " lines before
+// either are printed and the wait goes on. Only then does the parent
 // exit, so `e4box mount img mnt && ls mnt` works, and a failure is
 // printed by the command the user ran. The child's stdout and stderr go
 // to the --log file, or /dev/null.
@@ -55,6 +56,18 @@ func (r *readiness) ready() {
 	r.f.Close()
 }
 
+// warnPrefix marks a warning line: the parent prints it and keeps
+// waiting for the outcome.
+const warnPrefix = "warning: "
+
+// warn hands the parent a warning to print.
+func (r *readiness) warn(msg string) {
+	if r == nil {
+		return
+	}
+	fmt.Fprintln(r.f, warnPrefix+strings.ReplaceAll(msg, "\n", " "))
+}
+
 // fail hands the parent the error to print.
 func (r *readiness) fail(err error) {
 	if r == nil {
@@ -66,7 +79,7 @@ func (r *readiness) fail(err error) {
 
 // background re-runs the mount in the foreground as a detached child and
 // returns once the child reports readiness or failure.
-func background(args []string, logPath string) error {
+func background(args []string, logPath string, stderr io.Writer) error {
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("cannot find own executable: %w", err)
@@ -101,7 +114,12 @@ func background(args []string, logPath string) error {
 	}
 	pw.Close() // only the child holds the write end now
 
-	line, rerr := bufio.NewReader(pr).ReadString('\n')
+	br := bufio.NewReader(pr)
+	line, rerr := br.ReadString('\n')
+	for strings.HasPrefix(line, warnPrefix) {
+		fmt.Fprintf(stderr, "e4box: %s", line)
+		line, rerr = br.ReadString('\n')
+	}
 	line = strings.TrimSuffix(line, "\n")
 	if line == readyMsg {
 		// The server keeps running on its own; do not reap it.

@@ -30,13 +30,27 @@ const usage = `usage:
   e4box info IMAGE
 
 mount options (-o, comma separated):
-  ro                  read-only (the only mode supported for now)
-  allow_other         let users other than the mounter access the mount
-  norecovery          mount even if the journal needs recovery (not replayed)
+  rw                  read-write; the default when SOURCE is writable (as
+                      with mount(8)); fails if ext4 cannot write this
+                      filesystem, where the default falls back to read-only
+  ro                  read-only
   errors=continue|remount-ro|panic
+                      on corruption or a device error during a write:
+                      report it (continue, the default), refuse further
+                      writes (remount-ro), or flush, unmount and exit (panic)
+  relatime|noatime|strictatime
+                      access time updates (relatime by default)
+  allow_other         let users other than the mounter access the mount
+  norecovery          mount even if the journal needs recovery (not replayed;
+                      read-only)
   debug               log one line per FUSE request and reply
   fsname=NAME         source name shown in /proc/mounts
-  nodev, nosuid, noexec, and standard options such as defaults or noatime
+  nodev, nosuid, noexec, and standard options such as defaults
+
+An image file is locked while mounted (exclusively when read-write), so a
+second read-write mount of it fails with "image busy"; a block device
+mounted read-write is opened exclusively. Unmounting (umount, fusermount -u,
+SIGINT/SIGTERM to the server) leaves a read-write filesystem marked clean.
 `
 
 // exitError carries an exit code through the subcommand functions.

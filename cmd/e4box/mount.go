@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,6 +27,11 @@ type mountRequest struct {
 	logPath            string
 	rawOpts            []string // -o arguments as given, for the background child
 	opts               mountOptions
+	// rw is the mode decided by prepareMount: -o rw, -o ro, or by
+	// default read-write when the source is writable (as mount(8)).
+	rw bool
+	// roReason is why a default mount is read-only, for a warning.
+	roReason string
 }
 
 // cmdMount is `e4box mount [-f] [-o opts] [--log FILE] SOURCE MOUNTPOINT`.
@@ -132,9 +140,6 @@ func prepareMount(req *mountRequest) (*mountRequest, error) {
 			return nil, usageErr("%v", err)
 		}
 	}
-	if req.opts.readWrite {
-		return nil, errRWUnsupported
-	}
 	var err error
 	if req.source, err = filepath.Abs(req.source); err != nil {
 		return nil, err
@@ -144,6 +149,18 @@ func prepareMount(req *mountRequest) (*mountRequest, error) {
 	}
 	if _, err := os.Stat(req.source); err != nil {
 		return nil, fmt.Errorf("%s: %w", req.source, describeOSError(err))
+	}
+	switch {
+	case req.opts.readWrite:
+		req.rw = true
+	case req.opts.sawReadOnly:
+		req.rw = false
+	default:
+		// Like mount(8): read-write unless the source is write-protected.
+		req.rw = syscall.Access(req.source, 2 /* W_OK */) == nil
+		if !req.rw {
+			req.roReason = "source is write-protected"
+		}
 	}
 	if err := checkMountpoint(req.mountpoint); err != nil {
 		return nil, err
@@ -237,14 +254,94 @@ func mount(req *mountRequest, stderr io.Writer) error {
 		args = append(args, "-o", o)
 	}
 	args = append(args, "--", req.source, req.mountpoint)
-	return background(args, req.logPath)
+	return background(args, req.logPath, stderr)
+}
+
+// lockImage takes an flock on an image file for the life of the mount:
+// exclusive for read-write, shared for read-only. Two writers would
+// corrupt the image, and a reader beside a writer would see it change
+// underneath; the kernel does not lock regular files, so e4box mounts lock
+// among themselves. Block devices get O_EXCL from blockdev.Open instead.
+// The returned file is nil for block devices.
+func lockImage(path string, rw bool) (*os.File, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, describeOSError(err))
+	}
+	if !st.Mode().IsRegular() {
+		return nil, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, describeOSError(err))
+	}
+	how := syscall.LOCK_SH
+	if rw {
+		how = syscall.LOCK_EX
+	}
+	if err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			if rw {
+				return nil, fmt.Errorf("%s: image busy: another e4box mount is using it", path)
+			}
+			return nil, fmt.Errorf("%s: image busy: mounted read-write by another e4box", path)
+		}
+		return nil, fmt.Errorf("%s: locking the image: %w", path, err)
+	}
+	return f, nil
+}
+
+// warnings is a slog.Handler that also keeps the warnings logged through
+// it, so the reason ext4.Open fell back to read-only can be put in an
+// error or a warning line.
+type warnings struct {
+	slog.Handler
+	mu   *sync.Mutex
+	msgs *[]string
+}
+
+func newWarnings(h slog.Handler) *warnings {
+	return &warnings{Handler: h, mu: new(sync.Mutex), msgs: new([]string)}
+}
+
+func (w *warnings) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		msg := r.Message
+		r.Attrs(func(a slog.Attr) bool {
+			msg += " " + a.String()
+			return true
+		})
+		w.mu.Lock()
+		*w.msgs = append(*w.msgs, msg)
+		w.mu.Unlock()
+	}
+	return w.Handler.Handle(ctx, r)
+}
+
+func (w *warnings) WithAttrs(as []slog.Attr) slog.Handler {
+	return &warnings{Handler: w.Handler.WithAttrs(as), mu: w.mu, msgs: w.msgs}
+}
+
+func (w *warnings) WithGroup(name string) slog.Handler {
+	return &warnings{Handler: w.Handler.WithGroup(name), mu: w.mu, msgs: w.msgs}
+}
+
+func (w *warnings) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(*w.msgs) == 0 {
+		return "the filesystem cannot be written"
+	}
+	return strings.Join(*w.msgs, "; ")
 }
 
 // readyTimeout bounds the wait for the kernel's INIT after mount(2).
 const readyTimeout = 30 * time.Second
 
 // serve opens the image, mounts it and answers requests until unmounted
-// (or SIGINT/SIGTERM, which unmount first).
+// (or SIGINT/SIGTERM, which unmount first). A read-write mount ends with
+// ext4's clean Close: the superblock marked clean, the device flushed.
 func serve(req *mountRequest, stderr io.Writer, ready *readiness) (err error) {
 	defer func() {
 		if err != nil {
@@ -256,26 +353,70 @@ func serve(req *mountRequest, stderr io.Writer, ready *readiness) (err error) {
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	warn := func(msg string) {
+		logger.Warn(msg)
+		ready.warn(msg)
+	}
+	rw := req.rw
+	if !rw && req.roReason != "" {
+		warn(fmt.Sprintf("%s: %s, mounting read-only", req.source, req.roReason))
+	}
 
-	dev, err := openDevice(req.source)
+	lock, err := lockImage(req.source, rw)
 	if err != nil {
 		return err
 	}
-	fsys, err := ext4.Open(dev, ext4.Options{ReadOnly: true, NoRecovery: req.opts.noRecovery, Logger: logger})
+	if lock != nil {
+		defer lock.Close()
+	}
+	dev, err := openDevice(req.source, !rw)
 	if err != nil {
-		dev.Close()
+		return err
+	}
+	defer dev.Close()
+	opened := newWarnings(logger.Handler())
+	fsys, err := ext4.Open(dev, ext4.Options{ReadOnly: !rw, NoRecovery: req.opts.noRecovery, Logger: slog.New(opened)})
+	if err != nil {
 		return fmt.Errorf("%s: %w", req.source, err)
 	}
-	defer fsys.Close()
+	if rw && fsys.ReadOnly() {
+		// ext4 refused to write this filesystem (features it cannot keep
+		// consistent, a journal needing recovery): an explicit rw fails,
+		// a default one falls back to read-only, as mount(8) does.
+		fsys.Close()
+		if req.opts.readWrite {
+			return fmt.Errorf("%s: cannot mount read-write: %s", req.source, opened)
+		}
+		warn(fmt.Sprintf("%s: mounting read-only: %s", req.source, opened))
+		rw = false
+	}
+	defer func() {
+		if cerr := fsys.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("%s: clean unmount: %w", req.source, cerr)
+		}
+	}()
 
-	srv := server.New(fsys, server.Options{ReadOnly: true, Debug: req.opts.debug, Logger: logger})
+	var stopped atomic.Bool // errors=panic fired
+	srv := server.New(fsys, server.Options{
+		ReadOnly: !rw,
+		Errors:   req.opts.errorPolicy(),
+		Atime:    req.opts.atimePolicy(),
+		Debug:    req.opts.debug,
+		Logger:   logger,
+		Shutdown: func() {
+			stopped.Store(true)
+			if err := fuse.Unmount(req.mountpoint, true); err != nil {
+				logger.Error("errors=panic: unmounting", "err", err)
+			}
+		},
+	})
 	fsname := req.opts.fsname
 	if fsname == "" {
 		fsname = req.source
 	}
 	sess, err := fuse.Mount(req.mountpoint, srv, &fuse.Options{
 		FsName:             fsname,
-		ReadOnly:           true,
+		ReadOnly:           !rw,
 		AllowOther:         req.opts.allowOther,
 		DefaultPermissions: true,
 		Debug:              req.opts.debug,
@@ -284,11 +425,14 @@ func serve(req *mountRequest, stderr io.Writer, ready *readiness) (err error) {
 	if err != nil {
 		return err
 	}
+	srv.SetNotifier(sess)
 	if req.opts.noExec {
 		// fuse.Mount always adds nosuid,nodev; noexec is a per-mount flag
 		// that a bind remount can add without involving the filesystem.
-		flags := uintptr(syscall.MS_REMOUNT | syscall.MS_BIND | syscall.MS_RDONLY |
-			syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_NOEXEC)
+		flags := uintptr(syscall.MS_REMOUNT | syscall.MS_BIND | syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_NOEXEC)
+		if !rw {
+			flags |= syscall.MS_RDONLY
+		}
 		if err := syscall.Mount("", req.mountpoint, "", flags, ""); err != nil {
 			go sess.Serve() // answer the kernel so the unmount cannot hang
 			fuse.Unmount(req.mountpoint, true)
@@ -309,6 +453,9 @@ func serve(req *mountRequest, stderr io.Writer, ready *readiness) (err error) {
 	ready = nil // errors after this point are logged, not reported to the parent
 	if err := <-errc; err != nil && !errors.Is(err, fuse.ErrAborted) {
 		return err
+	}
+	if stopped.Load() {
+		return errors.New("stopped after a filesystem error (errors=panic); run e2fsck")
 	}
 	return nil
 }

@@ -17,7 +17,7 @@ import (
 // openImage opens an image or block device read-only and mounts the ext4
 // library on it. Errors name the image and read as one line.
 func openImage(path string, opts ext4.Options) (*ext4.FS, error) {
-	dev, err := openDevice(path)
+	dev, err := openDevice(path, true)
 	if err != nil {
 		return nil, err
 	}
@@ -40,10 +40,12 @@ const (
 	superMagic    = 0xEF53
 )
 
-// openDevice opens an image or block device read-only and checks that it
-// looks like ext2/3/4 at all.
-func openDevice(path string) (blockdev.Device, error) {
-	dev, err := blockdev.Open(path, true)
+// openDevice opens an image or block device and checks that it looks like
+// ext2/3/4 at all. A block device opened read-write is exclusive
+// (O_EXCL): the kernel refuses it while mounted, and refuses to mount it
+// while we hold it.
+func openDevice(path string, readOnly bool) (blockdev.Device, error) {
+	dev, err := blockdev.Open(path, readOnly)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, describeOSError(err))
 	}

@@ -1,17 +1,19 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/e4box/e4box/server"
 )
 
 // mountOptions is the parsed form of `-o opt,opt=val,...`.
 type mountOptions struct {
-	readWrite   bool   // "rw" was requested explicitly
+	readWrite   bool   // "rw" was requested explicitly (and not overridden by a later ro)
 	allowOther  bool   // allow_other
 	noRecovery  bool   // norecovery / noload: skip journal replay requirement
-	errors      string // errors=continue|remount-ro|panic (stored; acted on by the rw issue)
+	errors      string // errors=continue|remount-ro|panic ("" = continue)
+	atime       string // noatime, relatime or strictatime ("" = relatime)
 	debug       bool   // one log line per request/reply
 	fsname      string // fsname=, shown as the source in /proc/mounts
 	noDev       bool
@@ -21,19 +23,36 @@ type mountOptions struct {
 	sawReadOnly bool     // "ro" was given
 }
 
-// errRWUnsupported is returned when rw is requested: e4box serves images
-// read-only until the write path lands, and says so rather than silently
-// downgrading a request the caller made explicitly.
-var errRWUnsupported = errors.New("read-write not supported yet; mount with -o ro")
+// errorPolicy maps errors= to the server's policy.
+func (o *mountOptions) errorPolicy() server.ErrorPolicy {
+	switch o.errors {
+	case "remount-ro":
+		return server.ErrorsRemountRO
+	case "panic":
+		return server.ErrorsPanic
+	}
+	return server.ErrorsContinue
+}
+
+// atimePolicy maps noatime/relatime/strictatime to the server's policy.
+func (o *mountOptions) atimePolicy() server.AtimePolicy {
+	switch o.atime {
+	case "noatime":
+		return server.AtimeNever
+	case "strictatime":
+		return server.AtimeStrict
+	}
+	return server.AtimeRelative
+}
 
 // ignoredOptions are standard mount(8)/fstab options that have no effect
-// on a read-only FUSE mount of an image; accepting them lets fstab entries
-// and mount helpers work unchanged.
+// on a FUSE mount of an image; accepting them lets fstab entries and
+// mount helpers work unchanged.
 var ignoredOptions = map[string]bool{
 	"defaults": true, "auto": true, "noauto": true, "user": true, "nouser": true,
 	"users": true, "owner": true, "group": true, "_netdev": true, "nofail": true,
-	"async": true, "sync": true, "atime": true, "noatime": true, "relatime": true,
-	"norelatime": true, "strictatime": true, "nostrictatime": true, "lazytime": true,
+	"async": true, "sync": true, "atime": true,
+	"norelatime": true, "nostrictatime": true, "lazytime": true,
 	"nolazytime": true, "diratime": true, "nodiratime": true, "dev": true,
 	"suid": true, "exec": true, "loop": true, "silent": true, "loud": true,
 	"iversion": true, "noiversion": true, "mand": true, "nomand": true,
@@ -56,7 +75,9 @@ func parseMountOptions(o *mountOptions, s string) error {
 		case "ro":
 			o.sawReadOnly, o.readWrite = true, false
 		case "rw":
-			o.readWrite = true
+			o.readWrite, o.sawReadOnly = true, false
+		case "noatime", "relatime", "strictatime":
+			o.atime = key
 		case "allow_other":
 			o.allowOther = true
 		case "norecovery", "noload":

@@ -1,9 +1,12 @@
 package main
 
 import (
-	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/e4box/e4box/server"
 )
 
 func TestParseMountOptions(t *testing.T) {
@@ -16,8 +19,8 @@ func TestParseMountOptions(t *testing.T) {
 		!o.debug || o.fsname != "/dev/img" || !o.noDev || !o.noSuid || !o.noExec {
 		t.Errorf("parsed %+v", o)
 	}
-	if len(o.ignored) != 3 {
-		t.Errorf("ignored = %v, want defaults, noatime, x-systemd.automount", o.ignored)
+	if len(o.ignored) != 2 || o.atime != "noatime" {
+		t.Errorf("ignored = %v (want defaults, x-systemd.automount), atime %q", o.ignored, o.atime)
 	}
 }
 
@@ -36,15 +39,47 @@ func TestParseMountOptionsErrors(t *testing.T) {
 	}
 }
 
-func TestReadWriteRefused(t *testing.T) {
-	req := &mountRequest{source: "/nonexistent", mountpoint: "/", rawOpts: []string{"rw"}}
-	if _, err := prepareMount(req); !errors.Is(err, errRWUnsupported) {
-		t.Errorf("rw: err = %v, want %v", err, errRWUnsupported)
+// TestMountMode: -o rw and -o ro decide, the last one winning as with
+// mount(8); without either a writable source is mounted read-write.
+func TestMountMode(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "img")
+	if err := os.WriteFile(img, nil, 0o644); err != nil {
+		t.Fatal(err)
 	}
-	// A later ro overrides an earlier rw, as with mount(8).
-	req = &mountRequest{source: "/nonexistent", mountpoint: "/", rawOpts: []string{"rw", "ro"}}
-	if _, err := prepareMount(req); errors.Is(err, errRWUnsupported) {
-		t.Errorf("rw,ro refused as rw")
+	for _, tt := range []struct {
+		opts []string
+		rw   bool
+	}{
+		{nil, true},
+		{[]string{"rw"}, true},
+		{[]string{"ro"}, false},
+		{[]string{"rw", "ro"}, false},
+		{[]string{"ro,rw"}, true},
+	} {
+		req := &mountRequest{source: img, mountpoint: "/nonexistent", rawOpts: tt.opts}
+		prepareMount(req) // fails at the mountpoint, after deciding
+		if req.rw != tt.rw {
+			t.Errorf("%q: rw = %v, want %v", tt.opts, req.rw, tt.rw)
+		}
+	}
+}
+
+func TestMountOptionPolicies(t *testing.T) {
+	var o mountOptions
+	if o.errorPolicy() != server.ErrorsContinue || o.atimePolicy() != server.AtimeRelative {
+		t.Error("defaults are not errors=continue, relatime")
+	}
+	if err := parseMountOptions(&o, "errors=panic,strictatime"); err != nil {
+		t.Fatal(err)
+	}
+	if o.errorPolicy() != server.ErrorsPanic || o.atimePolicy() != server.AtimeStrict {
+		t.Errorf("errors=panic,strictatime parsed as %v, %v", o.errorPolicy(), o.atimePolicy())
+	}
+	if err := parseMountOptions(&o, "errors=remount-ro,noatime"); err != nil {
+		t.Fatal(err)
+	}
+	if o.errorPolicy() != server.ErrorsRemountRO || o.atimePolicy() != server.AtimeNever {
+		t.Errorf("errors=remount-ro,noatime parsed as %v, %v", o.errorPolicy(), o.atimePolicy())
 	}
 }
 
