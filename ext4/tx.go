@@ -137,14 +137,17 @@ func (fs *FS) update(c *Cred, fn func(tx *Tx) error) error {
 		tx.privileged = c.Uid == 0
 	}
 	err := fn(tx)
-	if err == nil {
-		err = tx.commitLocked()
-		if err != nil {
-			fs.log.Error("ext4: transaction commit failed", slog.Any("err", err))
-		}
-	}
 	if err != nil {
 		tx.abortLocked()
+		return err
+	}
+	if err := tx.commitLocked(); err != nil {
+		// Part of the transaction may be on disk: the cache is dropped
+		// back to what the disk says, and the filesystem is marked as
+		// having errors (written at Close), so e2fsck gets to look.
+		fs.log.Error("ext4: transaction commit failed", slog.Any("err", err))
+		tx.abortLocked()
+		fs.sb.State |= disk.StateError
 		return err
 	}
 	return nil

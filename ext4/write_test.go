@@ -1199,3 +1199,56 @@ func TestFileSizeLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestCommitWriteError fails the write of the inode table block in the
+// middle of a commit: the operation fails, the filesystem is marked with
+// errors, later operations work, and e2fsck -fy repairs what the crash-like
+// failure left (leaked blocks only, by the write order).
+func TestCommitWriteError(t *testing.T) {
+	img, fs := coreImage(t, testutil.Ext4, 32, map[string][]byte{"f": pattern(1, 5000)})
+	ino := lookup(t, fs, "f")
+	if err := fs.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fs.dev.Close()
+	file, err := blockdev.Open(img, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := blockdev.NewFault(file)
+	defer dev.Close()
+	fs, err = Open(dev, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var itBlk PBlk
+	fs.Update(func(tx *Tx) error {
+		itBlk, _, err = tx.inodeLocLocked(ino)
+		return errSkip
+	})
+	dev.Add(blockdev.Rule{Op: blockdev.OpWrite, Off: fs.pblkOff(itBlk), Len: int64(fs.bsize), Count: 1})
+	if _, err := fs.MapWrite(ino, 1<<20, 1<<16); !errors.Is(err, blockdev.ErrInjected) {
+		t.Fatalf("MapWrite with a failing inode write: %v", err)
+	}
+	m := newModelOf(pattern(1, 5000))
+	if err := engineWrite(fs, ino, 8000, pattern(2, 3000)); err != nil {
+		t.Fatalf("write after the failure: %v", err)
+	}
+	m.write(8000, pattern(2, 3000))
+	checkFile(t, fs, ino, m)
+	if err := fs.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sb := fs.Superblock()
+	if sb.State&disk.StateError == 0 {
+		t.Error("superblock not marked with errors after a failed commit")
+	}
+	if code, out, err := testutil.E2fsck(img, "-fy"); err != nil || code > 1 {
+		t.Fatalf("e2fsck -fy: exit %d %v\n%s", code, err, out)
+	}
+	testutil.E2fsckClean(t, img)
+	// The repair lost nothing committed.
+	fs = coreOpen(t, img)
+	checkFile(t, fs, ino, m)
+	coreClose(t, fs, img)
+}
