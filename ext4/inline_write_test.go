@@ -349,3 +349,130 @@ func testInlineRandom(t *testing.T, v testutil.Variant) {
 	kernelCheck(t, v, img, models)
 	kernelXattrCheck(t, v, img, attrs)
 }
+
+// TestInlineMatchesKernel applies the same writes and truncates to inline
+// files through the kernel (one image copy) and the library (another):
+// contents, sizes, and which files stay inline with how large a
+// system.data value must be the same.
+func TestInlineMatchesKernel(t *testing.T) {
+	testutil.RequireLoop(t)
+	v := testutil.Ext4Inline
+	rng := rand.New(rand.NewPCG(5, 5))
+	type op struct {
+		file  string
+		trunc bool
+		off   int64
+		n     int
+	}
+	names := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
+	var ops []op
+	for range 60 {
+		o := op{file: names[rng.IntN(len(names))], trunc: rng.IntN(3) == 0, off: rng.Int64N(130), n: 1 + rng.IntN(40)}
+		ops = append(ops, o)
+	}
+	src := t.TempDir()
+	for i, n := range names {
+		if err := os.WriteFile(filepath.Join(src, n), pattern(uint64(i), i*15), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	libImg := filepath.Join(t.TempDir(), "lib")
+	testutil.MkfsD(t, libImg, src, v, 16)
+	kimg := filepath.Join(t.TempDir(), "kernel")
+	data, err := os.ReadFile(libImg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kimg, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mnt := t.TempDir()
+	testutil.LoopMount(t, kimg, mnt, false)
+	for i, o := range ops {
+		p := filepath.Join(mnt, o.file)
+		if o.trunc {
+			if err := os.Truncate(p, o.off); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		f, err := os.OpenFile(p, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt(pattern(uint64(100+i), o.n), o.off); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Unmount(t, mnt)
+
+	models := map[string]*model{}
+	for i, n := range names {
+		models[n] = &model{data: pattern(uint64(i), i*15)}
+	}
+	for i, o := range ops {
+		if o.trunc {
+			models[o.file].truncate(o.off)
+		} else {
+			models[o.file].write(o.off, pattern(uint64(100+i), o.n))
+		}
+	}
+	fs := coreOpen(t, libImg)
+	for i, o := range ops {
+		ino := lookup(t, fs, o.file)
+		if o.trunc {
+			truncateTo(t, fs, ino, uint64(o.off))
+		} else if err := inlineWrite(fs, ino, o.off, pattern(uint64(100+i), o.n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	coreClose(t, fs, libImg)
+
+	type state struct {
+		inline bool
+		value  int
+		data   string
+	}
+	states := func(img string) map[string]state {
+		fs := openImage(t, img, Options{ReadOnly: true})
+		defer fs.Close()
+		out := map[string]state{}
+		for _, n := range names {
+			ino := lookup(t, fs, n)
+			in, err := fs.Inode(ino)
+			if err != nil {
+				t.Fatal(err)
+			}
+			inl, value := inlineState(t, fs, ino)
+			b := make([]byte, in.Size)
+			if _, err := fs.ReadAt(ino, b, 0); err != nil && len(b) > 0 {
+				t.Fatal(err)
+			}
+			out[n] = state{inl, value, string(b)}
+		}
+		return out
+	}
+	kernelCheck(t, v, libImg, models)
+	ks, ls := states(kimg), states(libImg)
+	for _, n := range names {
+		k, l := ks[n], ls[n]
+		want := string(models[n].read(0, models[n].len()))
+		if l.data != want {
+			t.Errorf("%s: the library's data differs from the model at %d", n, firstDiffByte([]byte(l.data), []byte(want)))
+		}
+		if k.data != want {
+			// Linux 6.18 loses writes made after ext4_setattr converted an
+			// inline file on truncate up (even with fsync; seen here with
+			// 90 inline bytes, truncate to 118, pwrite at 0): the kernel
+			// is the oracle for layout here, the model for contents.
+			t.Logf("%s: the kernel's own data differs from the model at %d", n, firstDiffByte([]byte(k.data), []byte(want)))
+		}
+		if k.inline != l.inline || k.value != l.value || len(k.data) != len(l.data) {
+			t.Errorf("%s: kernel inline %v value %d size %d; library inline %v value %d size %d",
+				n, k.inline, k.value, len(k.data), l.inline, l.value, len(l.data))
+		}
+	}
+}
