@@ -183,7 +183,6 @@ func TestCLIErrors(t *testing.T) {
 	e4box(t, "mount", notExt4, f.mnt()).wantError(t, `zeros\.img: not an ext2/ext3/ext4 filesystem`)
 	e4box(t, "mount", f.img, file).wantError(t, `^e4box: mountpoint .*plainfile: not a directory$`)
 	e4box(t, "mount", f.img, filepath.Join(f.dir, "nodir")).wantError(t, `^e4box: mountpoint .*nodir: no such file or directory$`)
-	e4box(t, "mount", "-o", "rw", f.img, f.mnt()).wantError(t, `^e4box: read-write not supported yet; mount with -o ro$`)
 	if r := e4box(t, "mount", "-o", "errors=explode", f.img, f.mnt()); r.code != 2 || !strings.Contains(r.stderr, "invalid option errors=explode") {
 		t.Errorf("bad errors= value: %+v", r)
 	}
