@@ -159,11 +159,11 @@ func (tx *Tx) inlineWriteFitsLocked(r *inodeRef, off, length int64) (bool, error
 	if r.Raw.Flags&disk.InlineDataFL == 0 && !tx.fs.mayInline(r) {
 		return false, nil
 	}
-	max, err := tx.maxInlineSizeLocked(r)
+	limit, err := tx.maxInlineSizeLocked(r)
 	if err != nil {
 		return false, err
 	}
-	return off >= 0 && length >= 0 && off <= max && length <= max-off, nil
+	return off >= 0 && length >= 0 && off <= limit && length <= limit-off, nil
 }
 
 // mapWriteInlineLocked answers MapWrite for a file that is inline or may
