@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -1251,4 +1252,36 @@ func TestCommitWriteError(t *testing.T) {
 	fs = coreOpen(t, img)
 	checkFile(t, fs, ino, m)
 	coreClose(t, fs, img)
+}
+
+// TestReadOnlyFeatures: filesystems with features the write path cannot
+// keep consistent are served read-only (with a warning naming them).
+func TestReadOnlyFeatures(t *testing.T) {
+	for _, f := range []string{"orphan_file", "quota", "project"} {
+		t.Run(f, func(t *testing.T) {
+			testutil.RequireE2fsprogs(t)
+			img := filepath.Join(t.TempDir(), "img")
+			v := testutil.Variant{Name: f, Args: []string{"-t", "ext4", "-b", "4096", "-O", f}, BlockSize: 4096}
+			testutil.MkfsD(t, img, t.TempDir(), v, 64)
+			dev, err := blockdev.Open(img, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dev.Close()
+			var logBuf bytes.Buffer
+			fs, err := Open(dev, Options{Logger: slog.New(slog.NewTextHandler(&logBuf, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !fs.ReadOnly() {
+				t.Errorf("%s filesystem opened read-write", f)
+			}
+			if !bytes.Contains(logBuf.Bytes(), []byte(f)) {
+				t.Errorf("warning does not name %s: %s", f, logBuf.String())
+			}
+			if err := fs.Update(func(*Tx) error { return nil }); !errors.Is(err, syscall.EROFS) {
+				t.Errorf("Update: %v", err)
+			}
+		})
+	}
 }
