@@ -963,3 +963,96 @@ func TestDirLayoutMatchesKernel(t *testing.T) {
 		})
 	}
 }
+
+// setLinks overwrites an inode's link count, to reach the limits quickly.
+func setLinks(t *testing.T, fs *FS, ino Ino, n uint16) {
+	t.Helper()
+	err := fs.Update(func(tx *Tx) error {
+		r, err := tx.inodeLocked(ino)
+		if err != nil {
+			return err
+		}
+		r.Raw.LinksCount = n
+		tx.dirtyInodeLocked(r)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLinkLimits checks EXT4_LINK_MAX: EMLINK for the 65001st link of a
+// file, and for directories the dir_nlink rule: an indexed directory on a
+// dir_nlink filesystem goes past 65000 subdirectories with a link count
+// of 1; any other directory refuses with EMLINK. Link counts are raised
+// artificially and restored before the image is checked.
+func TestLinkLimits(t *testing.T) {
+	for _, v := range []testutil.Variant{testutil.Ext4, testutil.Ext3} {
+		t.Run(v.Name, func(t *testing.T) {
+			img, fs := newRWImage(t, v, 32, 500)
+			m := newModel(t, fs)
+			dirNlink := fs.geo.HasRoCompat(disk.RoCompatDirNlink)
+			m.create("f")
+			setLinks(t, fs, m.nodes["f"].ino, linkMax-1)
+			in, err := fs.Link(m.nodes["f"].ino, RootIno, []byte("g"))
+			if err != nil || in.Nlink != linkMax {
+				t.Fatalf("link to %d: %v", linkMax, err)
+			}
+			m.expectErr("link past the limit", syscall.EMLINK, func() error {
+				_, err := fs.Link(m.nodes["f"].ino, RootIno, []byte("h"))
+				return err
+			})
+			if _, err := fs.Unlink(RootIno, []byte("g")); err != nil {
+				t.Fatal(err)
+			}
+			setLinks(t, fs, m.nodes["f"].ino, 1)
+
+			// An indexed directory and a linear one, both at the limit.
+			m.mkdir("dx")
+			for i := range 300 {
+				m.create(fmt.Sprintf("dx/%d-%s", i, strings.Repeat("x", 30)))
+			}
+			m.mkdir("lin")
+			d, _ := fs.Inode(m.dir("dx"))
+			if !fs.isDx(d) {
+				t.Fatal("dx is not indexed")
+			}
+			setLinks(t, fs, m.dir("lin"), linkMax)
+			m.expectErr("mkdir in a full linear directory", syscall.EMLINK, func() error {
+				_, err := fs.Mkdir(m.dir("lin"), []byte("s"), 0o755, m.cred)
+				return err
+			})
+			m.mkdir("other")
+			m.expectErr("rename a directory into a full one", syscall.EMLINK, func() error {
+				_, err := fs.Rename(RootIno, []byte("other"), m.dir("lin"), []byte("o"), 0)
+				return err
+			})
+			setLinks(t, fs, m.dir("lin"), 2)
+
+			setLinks(t, fs, m.dir("dx"), linkMax-1)
+			m.mkdir("dx/s1") // the 65000th link
+			if d, _ := fs.Inode(m.dir("dx")); d.Nlink != linkMax {
+				t.Fatalf("nlink %d, want %d", d.Nlink, linkMax)
+			}
+			if !dirNlink {
+				m.expectErr("mkdir past the limit without dir_nlink", syscall.EMLINK, func() error {
+					_, err := fs.Mkdir(m.dir("dx"), []byte("s2"), 0o755, m.cred)
+					return err
+				})
+			} else {
+				for _, s := range []string{"dx/s2", "dx/s3"} {
+					m.mkdir(s)
+					if d, _ := fs.Inode(m.dir("dx")); d.Nlink != 1 {
+						t.Fatalf("after mkdir %s: nlink %d, want 1", s, d.Nlink)
+					}
+				}
+				m.rmdir("dx/s3")
+				if d, _ := fs.Inode(m.dir("dx")); d.Nlink != 1 {
+					t.Fatalf("after rmdir: nlink %d, want 1 (saturated)", d.Nlink)
+				}
+			}
+			setLinks(t, fs, m.dir("dx"), uint16(m.wantNlink("dx", m.nodes["dx"])))
+			m.verify(img)
+		})
+	}
+}
