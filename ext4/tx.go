@@ -396,9 +396,6 @@ func (tx *Tx) touchInodeLocked(ino Ino) {
 	tx.touched[ino] = struct{}{}
 }
 
-// setCred records the caller's credentials for reserve checks.
-func (tx *Tx) setCred(c Cred) { tx.privileged = c.Uid == 0 }
-
 func sortedKeys[K ~uint32 | ~uint64, V any](m map[K]V) []K {
 	ks := make([]K, 0, len(m))
 	for k := range m {

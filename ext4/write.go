@@ -69,12 +69,25 @@ func (fs *FS) bitmapMaxBytes() int64 {
 // block when possible; the caller loops for the rest. An existing
 // mapping at off is returned as Map would (New false), not clipped to
 // i_size. EFBIG past the format's size limit, ENOSPC when full.
+//
+// MapWrite allocates as an unprivileged caller: it stops at the blocks
+// s_r_blocks_count reserves; MapWriteAs lets root use them.
 func (fs *FS) MapWrite(ino Ino, off, length int64) (Mapping, error) {
+	return fs.mapWrite(nil, ino, off, length)
+}
+
+// MapWriteAs is MapWrite on behalf of c: uid 0 may allocate the reserved
+// blocks, as the kernel lets CAP_SYS_RESOURCE do.
+func (fs *FS) MapWriteAs(c Cred, ino Ino, off, length int64) (Mapping, error) {
+	return fs.mapWrite(&c, ino, off, length)
+}
+
+func (fs *FS) mapWrite(c *Cred, ino Ino, off, length int64) (Mapping, error) {
 	if off < 0 || length <= 0 {
 		return Mapping{}, syscall.EINVAL
 	}
 	var m Mapping
-	err := fs.Update(func(tx *Tx) error {
+	err := fs.update(c, func(tx *Tx) error {
 		r, err := tx.inodeLocked(ino)
 		if err != nil {
 			return err
