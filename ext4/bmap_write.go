@@ -13,8 +13,8 @@ import (
 
 const bmapBlockLimit = 1 << 32
 
-// bmapGeometry returns addresses per block and the number of logical
-// blocks the direct slots and the three trees cover.
+// bmapMaxBlocks is the number of logical blocks the direct slots and the
+// three indirect trees address.
 func (fs *FS) bmapMaxBlocks() uint64 {
 	apb := uint64(fs.bsize / 4)
 	return nDirect + apb + apb*apb + apb*apb*apb

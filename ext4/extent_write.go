@@ -45,32 +45,28 @@ func (e *rawEnt) setKey(k uint64) {
 	binary.LittleEndian.PutUint32(e[:4], uint32(k))
 }
 
+// encExt encodes a leaf entry (struct ext4_extent).
 func encExt(x extent) rawEnt {
-	var e disk.Extent
-	e.Block = uint32(x.lblk)
-	e.SetStart(uint64(x.pblk))
-	e.SetLength(uint32(x.len), x.unwritten)
 	var r rawEnt
-	buf := make([]byte, disk.ExtentHeaderSize+disk.ExtentEntrySize)
-	e.Encode(buf, 0)
-	copy(r[:], buf[disk.ExtentHeaderSize:])
+	le := binary.LittleEndian
+	n := uint16(x.len)
+	if x.unwritten {
+		n += disk.MaxInitExtentLen
+	}
+	le.PutUint32(r[0:], uint32(x.lblk))
+	le.PutUint16(r[4:], n)
+	le.PutUint16(r[6:], uint16(uint64(x.pblk)>>32))
+	le.PutUint32(r[8:], uint32(x.pblk))
 	return r
 }
 
-func decExt(r rawEnt) extent {
-	buf := make([]byte, disk.ExtentHeaderSize+disk.ExtentEntrySize)
-	copy(buf[disk.ExtentHeaderSize:], r[:])
-	return extentAt(buf, 0)
-}
-
+// encIdx encodes an index entry (struct ext4_extent_idx).
 func encIdx(lblk uint64, child PBlk) rawEnt {
-	var x disk.ExtentIdx
-	x.Block = uint32(lblk)
-	x.SetLeaf(uint64(child))
 	var r rawEnt
-	buf := make([]byte, disk.ExtentHeaderSize+disk.ExtentEntrySize)
-	x.Encode(buf, 0)
-	copy(r[:], buf[disk.ExtentHeaderSize:])
+	le := binary.LittleEndian
+	le.PutUint32(r[0:], uint32(lblk))
+	le.PutUint32(r[4:], uint32(child))
+	le.PutUint16(r[8:], uint16(uint64(child)>>32))
 	return r
 }
 

@@ -67,7 +67,6 @@ type Tx struct {
 	touched map[Ino]struct{}
 
 	sbDirty bool
-	ended   bool
 
 	// Saved at the start, restored when the transaction fails.
 	savedSB   disk.Superblock
@@ -156,7 +155,6 @@ func (fs *FS) update(c *Cred, fn func(tx *Tx) error) error {
 // abortLocked drops everything the transaction changed from memory.
 func (tx *Tx) abortLocked() {
 	fs := tx.fs
-	tx.ended = true
 	for blk, tb := range tx.bufs {
 		if tb.dirty || tb.phase == phaseNew || tb.synth {
 			fs.cache.Forget(blk)
@@ -225,7 +223,6 @@ func (tx *Tx) commitLocked() error {
 			}
 		}
 	}
-	tx.ended = true
 	for blk, tb := range tx.bufs {
 		if tb.synth && !tb.written {
 			fs.cache.Forget(blk)
