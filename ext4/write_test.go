@@ -1280,3 +1280,134 @@ func TestReadOnlyFeatures(t *testing.T) {
 		})
 	}
 }
+
+// checkTree validates the whole extent tree of ino: header depths, no
+// empty node but an empty root, index keys sorted and equal to their
+// child's first key, extents sorted, inside their node's range, within
+// the length limits.
+func checkTree(t *testing.T, fs *FS, ino Ino) {
+	t.Helper()
+	err := fs.Update(func(tx *Tx) error {
+		r, err := tx.inodeLocked(ino)
+		if err != nil {
+			return err
+		}
+		var walk func(node []byte, blk PBlk, depth int, lo, hi uint64) error
+		walk = func(node []byte, blk PBlk, depth int, lo, hi uint64) error {
+			h, err := disk.DecodeExtentHeader(node)
+			if err != nil {
+				return err
+			}
+			if depth >= 0 && int(h.Depth) != depth {
+				return fmt.Errorf("node %d: depth %d, want %d", blk, h.Depth, depth)
+			}
+			if blk != 0 && h.Entries == 0 {
+				return fmt.Errorf("empty non-root node %d", blk)
+			}
+			var prevEnd uint64
+			for i := 0; i < int(h.Entries); i++ {
+				if h.Depth == 0 {
+					e := extentAt(node, i)
+					if e.len == 0 || e.len > extMaxLen(e.unwritten) || e.lblk < lo || e.lblk+e.len > hi || i > 0 && e.lblk < prevEnd || i == 0 && blk != 0 && e.lblk != lo {
+						return fmt.Errorf("node %d extent %d %+v outside [%d,%d) or misordered", blk, i, e, lo, hi)
+					}
+					prevEnd = e.lblk + e.len
+					continue
+				}
+				k, child := extentIdxAt(node, i)
+				if i > 0 && k <= prevEnd || k < lo || i == 0 && blk != 0 && k != lo {
+					return fmt.Errorf("node %d index %d key %d misordered in [%d,%d)", blk, i, k, lo, hi)
+				}
+				prevEnd = k
+				chi := hi
+				if i+1 < int(h.Entries) {
+					chi, _ = extentIdxAt(node, i+1)
+				}
+				b, _, err := tx.extentBlockLocked(r, child, int(h.Depth)-1)
+				if err != nil {
+					return err
+				}
+				if err := walk(b.Data, child, int(h.Depth)-1, k, chi); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if err := walk(r.Raw.Block[:], 0, -1, 0, maxLBlk); err != nil {
+			return err
+		}
+		return errSkip
+	})
+	if err != errSkip {
+		t.Fatal(err)
+	}
+}
+
+// TestExtentTreeStress runs random writes, punches, zero ranges,
+// preallocations and truncates on 1 KiB blocks (84 entries a node, so the
+// tree splits, grows and shrinks often), validating the tree, i_blocks
+// and contents as it goes.
+func TestExtentTreeStress(t *testing.T) {
+	img, fs := coreImage(t, testutil.Ext4Block1K, 64, map[string][]byte{"f": nil})
+	ino := lookup(t, fs, "f")
+	m := newModelOf(nil)
+	rng := rand.New(rand.NewPCG(42, 42))
+	const span = 16 << 20
+	maxDepth := 0
+	for i := range 2500 {
+		off := rng.Int64N(span)
+		switch op := rng.IntN(40); {
+		case op < 30:
+			n := 1 + rng.Int64N(3000)
+			p := pattern(uint64(i), int(n))
+			if err := engineWrite(fs, ino, off, p); err != nil {
+				t.Fatalf("op %d write %d+%d: %v", i, off, n, err)
+			}
+			m.write(off, p)
+		case op < 34:
+			n := 1 + rng.Int64N(100000)
+			if err := fs.Fallocate(ino, FallocPunchHole|FallocKeepSize, off, n); err != nil {
+				t.Fatalf("op %d punch: %v", i, err)
+			}
+			if off < m.len() {
+				page := int64(os.Getpagesize())
+				end := off + n
+				if end > m.len() {
+					end = (m.len() + page) &^ (page - 1)
+				}
+				m.zero(off, end-off)
+			}
+		case op < 36:
+			n := 1 + rng.Int64N(100000)
+			if err := fs.Fallocate(ino, FallocZeroRange|FallocKeepSize, off, n); err != nil {
+				t.Fatalf("op %d zero range: %v", i, err)
+			}
+			m.zero(off, n)
+		case op < 39:
+			n := 1 + rng.Int64N(50000)
+			if err := fs.Fallocate(ino, FallocKeepSize, off, n); err != nil {
+				t.Fatalf("op %d prealloc: %v", i, err)
+			}
+		default:
+			size := rng.Int64N(span)
+			if _, err := fs.SetAttr(ino, &SetAttr{Valid: SetSize, Size: uint64(size)}); err != nil {
+				t.Fatalf("op %d truncate: %v", i, err)
+			}
+			m.truncate(size)
+		}
+		maxDepth = max(maxDepth, extentDepth(t, fs, ino))
+		if i%50 == 0 {
+			checkTree(t, fs, ino)
+			checkIBlocks(t, fs, ino)
+			checkFile(t, fs, ino, m)
+		}
+	}
+	checkTree(t, fs, ino)
+	checkIBlocks(t, fs, ino)
+	checkFile(t, fs, ino, m)
+	if maxDepth < 2 {
+		t.Errorf("tree never reached depth 2 (max %d)", maxDepth)
+	}
+	coreClose(t, fs, img)
+	kernelCheck(t, testutil.Ext4Block1K, img, map[string]*model{"f": m})
+}
