@@ -205,6 +205,29 @@ func (s *Server) accessed(nodeid uint64, ino ext4.Ino) {
 	s.invalAttr(nodeid)
 }
 
+// flushForSeek makes the kernel write back its dirty pages of the file
+// before SEEK_DATA/SEEK_HOLE is answered from the disk: with the
+// writeback cache the kernel asks without flushing, and data it has not
+// written back yet would be reported as a hole (or past the end). An
+// inode invalidation with a data range launders dirty pages through
+// WRITE first. Without a way to notify, ENOSYS sends the kernel to its
+// generic lseek (everything below i_size is data), which is coarse but
+// right.
+func (s *Server) flushForSeek(r *fuse.Request) syscall.Errno {
+	if s.opts.ReadOnly || r.Proto == nil || r.Proto.Flags&fuseproto.InitWritebackCache == 0 {
+		return 0
+	}
+	p := s.notifier.Load()
+	if p == nil {
+		return syscall.ENOSYS
+	}
+	if err := (*p).InvalInode(r.NodeID, 0, -1); err != nil && !errors.Is(err, syscall.ENOENT) {
+		s.log.Error("flushing cached pages before lseek", "nodeid", r.NodeID, "err", err)
+		return syscall.EIO
+	}
+	return 0
+}
+
 // Lseek answers SEEK_DATA and SEEK_HOLE; the kernel handles the others.
 func (s *Server) Lseek(r *fuse.Request, in *fuseproto.LseekIn, out *fuseproto.LseekOut) syscall.Errno {
 	const seekData, seekHole = 3, 4
@@ -214,6 +237,9 @@ func (s *Server) Lseek(r *fuse.Request, in *fuseproto.LseekIn, out *fuseproto.Ls
 	}
 	if in.Offset > 1<<63-1 {
 		return syscall.ENXIO
+	}
+	if errno := s.flushForSeek(r); errno != 0 {
+		return errno
 	}
 	var off int64
 	var err error

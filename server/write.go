@@ -363,10 +363,11 @@ func killSuidgid(mode uint32) uint32 {
 }
 
 // Write is the classic FUSE WRITE, a client of the engine. With the
-// writeback cache (WRITE_CACHE set) the kernel owns mtime and ctime and
-// writes back pages no further than its i_size, which the write then
-// brings to disk; a direct write also touches mtime and ctime here.
-// O_APPEND needs nothing: the kernel sends the append offset.
+// writeback cache the kernel owns mtime and ctime of regular files (it
+// sets them at write(2) and sends them in SETATTR) and writes back pages
+// no further than its i_size, which the write then brings to disk;
+// without it, the write sets mtime and ctime here. O_APPEND needs
+// nothing: the kernel sends the append offset.
 func (s *Server) Write(r *fuse.Request, in *fuseproto.WriteIn, data []byte) (uint32, syscall.Errno) {
 	if errno := s.writable(); errno != 0 {
 		return 0, errno
@@ -392,7 +393,7 @@ func (s *Server) Write(r *fuse.Request, in *fuseproto.WriteIn, data []byte) (uin
 			return 0, s.writeErrno(err)
 		}
 	}
-	touch := in.WriteFlags&fuseproto.WriteCache == 0
+	touch := !writebackCache(r)
 	n, err := s.eng.write(ino, data, int64(in.Offset), int64(inode.Size), touch)
 	if err != nil {
 		errno := s.writeErrno(err)
@@ -419,10 +420,33 @@ func (s *Server) Fallocate(r *fuse.Request, in *fuseproto.FallocateIn) syscall.E
 		return syscall.EFBIG
 	}
 	defer s.locks.lock(ino)()
+	var before *ext4.Inode
+	if writebackCache(r) {
+		var err error
+		if before, err = s.fs.Inode(ino); err != nil {
+			return s.writeErrno(err)
+		}
+	}
 	if err := s.fs.Fallocate(ino, in.Mode, int64(in.Offset), int64(in.Length)); err != nil {
 		return s.writeErrno(err)
 	}
+	if before != nil {
+		// The kernel keeps its own mtime and ctime of a cached file and
+		// never takes ours; it updates them itself only when fallocate
+		// grew the file (and then sends them in SETATTR). Keep the disk
+		// equal to what it shows.
+		a := ext4.SetAttr{Valid: ext4.SetMtime | ext4.SetCtime, Mtime: before.Mtime, Ctime: before.Ctime}
+		if _, err := s.fs.SetAttr(ino, &a); err != nil {
+			return s.writeErrno(err)
+		}
+	}
 	return 0
+}
+
+// writebackCache reports whether the kernel caches writes (and so owns
+// size, mtime and ctime of regular files).
+func writebackCache(r *fuse.Request) bool {
+	return r.Proto != nil && r.Proto.Flags&fuseproto.InitWritebackCache != 0
 }
 
 // SetXattr sets an attribute. Setting system.posix_acl_access also sets
