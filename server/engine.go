@@ -54,15 +54,16 @@ const (
 )
 
 // begin maps the range starting at pos (count bytes wanted) for op. A
-// write allocates what is a hole at pos; ZERO and REPORT never allocate,
-// as fuse2fs and the kernel's own ext4 do. The mapping starts at or before
-// pos and may be shorter or longer than count.
-func (e *engine) begin(ino ext4.Ino, pos, count int64, op uint32) (ext4.Mapping, error) {
+// write allocates what is a hole at pos, on behalf of c (root may use the
+// reserved blocks); ZERO and REPORT never allocate, as fuse2fs and the
+// kernel's own ext4 do. The mapping starts at or before pos and may be
+// shorter or longer than count.
+func (e *engine) begin(c ext4.Cred, ino ext4.Ino, pos, count int64, op uint32) (ext4.Mapping, error) {
 	if pos < 0 || count <= 0 {
 		return ext4.Mapping{}, syscall.EINVAL
 	}
 	if op&opWrite != 0 && op&opZero == 0 {
-		return e.fs.MapWrite(ino, pos, count)
+		return e.fs.MapWriteAs(c, ino, pos, count)
 	}
 	return e.fs.Map(ino, pos, count)
 }
@@ -107,24 +108,31 @@ func (e *engine) ioend(ino ext4.Ino, pos, written int64, flags uint16, ioErr err
 	return nil
 }
 
+// maxInlineRetries bounds the re-mapping of a write whose inline file
+// changed shape under it (only another writer of the inode can do that).
+const maxInlineRetries = 3
+
 // write is the classic FUSE WRITE: p at offset off of regular file ino,
 // one mapping at a time. It returns how many bytes were written; an error
 // after some progress leaves a short write. The caller holds the inode's
 // data lock. size is i_size before the write, to know when it appends.
-func (e *engine) write(ino ext4.Ino, p []byte, off, size int64, touch bool) (int, error) {
-	done := 0
+func (e *engine) write(c ext4.Cred, ino ext4.Ino, p []byte, off, size int64, touch bool) (int, error) {
+	done, retries := 0, 0
 	for done < len(p) {
 		pos := off + int64(done)
 		rest := p[done:]
-		m, err := e.begin(ino, pos, int64(len(rest)), opWrite)
+		m, err := e.begin(c, ino, pos, int64(len(rest)), opWrite)
 		if err != nil {
 			return done, err
 		}
 		if m.Type == ext4.MapInline {
-			n, err := e.writeInline(ino, rest, pos)
+			// WriteInline sets i_size, mtime and ctime itself. EAGAIN: the
+			// file became block-mapped since begin; map again.
+			n, err := e.fs.WriteInline(ino, rest, pos)
 			done += n
-			if err == nil && touch {
-				err = e.fs.ExtendSize(ino, 0, true)
+			if errors.Is(err, syscall.EAGAIN) && n == 0 && retries < maxInlineRetries {
+				retries++
+				continue
 			}
 			return done, err
 		}
@@ -176,22 +184,6 @@ func (e *engine) writeAt(p []byte, addr int64) error {
 	return err
 }
 
-// inlineWriter is ext4's WriteInline, from the inline-data write path.
-// It is looked up dynamically until that path lands in package ext4.
-type inlineWriter interface {
-	WriteInline(ino ext4.Ino, p []byte, off int64) (int, error)
-}
-
-// writeInline writes into an inline-data file (MapWrite answered
-// MapInline: the data still fits in the inode).
-func (e *engine) writeInline(ino ext4.Ino, p []byte, off int64) (int, error) {
-	w, ok := any(e.fs).(inlineWriter)
-	if !ok {
-		return 0, syscall.EOPNOTSUPP
-	}
-	return w.WriteInline(ino, p, off)
-}
-
 // read fills p from ino at off and returns the byte count. A read that
 // reaches end of file is short, not an error, matching pread(2). Holes
 // and unwritten extents read as zeros.
@@ -205,7 +197,7 @@ func (e *engine) read(ino ext4.Ino, p []byte, off int64) (int, error) {
 
 // mapping reports the mapping covering off (REPORT: never allocates).
 func (e *engine) mapping(ino ext4.Ino, off, length int64) (ext4.Mapping, error) {
-	return e.begin(ino, off, length, opReport)
+	return e.begin(ext4.Cred{}, ino, off, length, opReport)
 }
 
 // seekData and seekHole answer lseek(2) SEEK_DATA/SEEK_HOLE.

@@ -394,7 +394,7 @@ func (s *Server) Write(r *fuse.Request, in *fuseproto.WriteIn, data []byte) (uin
 		}
 	}
 	touch := !writebackCache(r)
-	n, err := s.eng.write(ino, data, int64(in.Offset), int64(inode.Size), touch)
+	n, err := s.eng.write(cred(r), ino, data, int64(in.Offset), int64(inode.Size), touch)
 	if err != nil {
 		errno := s.writeErrno(err)
 		if n == 0 {
