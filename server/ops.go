@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"syscall"
 	"time"
@@ -303,6 +304,9 @@ func (s *Server) ReadDir(r *fuse.Request, in *fuseproto.ReadIn, out *fuse.DirLis
 		return errno
 	}
 	err := s.fs.ReadDir(dir, in.Offset, func(e ext4.DirEntry) bool {
+		if !s.listable(dir, e.Name) {
+			return true
+		}
 		return out.Add(e.Name, uint64(e.Ino), uint32(e.Type), e.Next)
 	})
 	if in.Offset == 0 {
@@ -323,6 +327,9 @@ func (s *Server) ReadDirPlus(r *fuse.Request, in *fuseproto.ReadIn, out *fuse.Di
 		return errno
 	}
 	err := s.fs.ReadDir(dir, in.Offset, func(e ext4.DirEntry) bool {
+		if !s.listable(dir, e.Name) {
+			return true
+		}
 		var entry fuseproto.EntryOut
 		entry.Attr.Ino = uint64(e.Ino)
 		entry.Attr.Mode = uint32(e.Type) << 12
@@ -356,6 +363,19 @@ func (s *Server) dirResult(err error, out *fuse.DirList) syscall.Errno {
 		return 0
 	}
 	return errno
+}
+
+// listable reports whether a name can go to the kernel in a listing. A
+// damaged entry can hold a '/' (the kernel then rejects the whole READDIR
+// reply with EIO, hiding the intact siblings) or a NUL (getdents callers
+// see a truncated name, "" or "." for instance, and walk in circles). Such
+// an entry is left out and reported as corruption.
+func (s *Server) listable(dir ext4.Ino, name []byte) bool {
+	if bytes.IndexByte(name, '/') < 0 && bytes.IndexByte(name, 0) < 0 {
+		return true
+	}
+	s.toErrno(&ext4.CorruptError{Kind: "directory entry name", Ino: dir, Err: fmt.Errorf("name %q", name)})
+	return false
 }
 
 func isDotOrDotDot(name []byte) bool {
