@@ -29,8 +29,9 @@ import (
 // device offsets that ext4 maps (fs.WriteData/ReadAt), never through the
 // metadata cache.
 type engine struct {
-	fs *ext4.FS
-	bs int64 // block size
+	fs    *ext4.FS
+	bs    int64    // block size
+	iomap iomapDev // fuse-iomap's device (iomap.go)
 }
 
 // Operation flags of begin: the kernel's IOMAP_* values, which
@@ -184,15 +185,58 @@ func (e *engine) writeAt(p []byte, addr int64) error {
 	return err
 }
 
-// read fills p from ino at off and returns the byte count. A read that
-// reaches end of file is short, not an error, matching pread(2). Holes
-// and unwritten extents read as zeros.
+// read fills p from ino at off and returns the byte count, one mapping
+// at a time as the kernel's iomap reads do. A read that reaches end of
+// file is short, not an error, matching pread(2). Holes and unwritten
+// extents read as zeros.
 func (e *engine) read(ino ext4.Ino, p []byte, off int64) (int, error) {
-	n, err := e.fs.ReadAt(ino, p, off)
-	if errors.Is(err, io.EOF) {
-		err = nil
+	inode, err := e.fs.Inode(ino)
+	if err != nil {
+		return 0, err
 	}
-	return n, err
+	switch {
+	case inode.IsDir():
+		return 0, syscall.EISDIR
+	case !inode.IsReg():
+		return 0, syscall.EINVAL
+	case off < 0:
+		return 0, syscall.EINVAL
+	}
+	size := int64(inode.Size)
+	if off >= size {
+		return 0, nil
+	}
+	want := min(int64(len(p)), size-off)
+	for done := int64(0); done < want; {
+		pos := off + done
+		m, err := e.begin(ext4.Cred{}, ino, pos, want-done, 0)
+		if err != nil {
+			return int(done), err
+		}
+		if m.Type == ext4.MapInline {
+			dst := p[done:want]
+			n := 0
+			if pos < int64(len(m.Inline)) {
+				n = copy(dst, m.Inline[pos:])
+			}
+			clear(dst[n:])
+			return int(want), nil
+		}
+		if pos < m.Offset || pos >= m.Offset+m.Length {
+			return int(done), fmt.Errorf("server: read mapping %v [%d,+%d) of inode %d does not cover %d: %w",
+				m.Type, m.Offset, m.Length, ino, pos, syscall.EIO)
+		}
+		dst := p[done:min(want, done+m.Offset+m.Length-pos)]
+		if m.Type == ext4.MapMapped {
+			if _, err := e.fs.ReadData(dst, m.Addr+pos-m.Offset); err != nil {
+				return int(done), err
+			}
+		} else {
+			clear(dst)
+		}
+		done += int64(len(dst))
+	}
+	return int(want), nil
 }
 
 // mapping reports the mapping covering off (REPORT: never allocates).
@@ -200,11 +244,47 @@ func (e *engine) mapping(ino ext4.Ino, off, length int64) (ext4.Mapping, error) 
 	return e.begin(ext4.Cred{}, ino, off, length, opReport)
 }
 
-// seekData and seekHole answer lseek(2) SEEK_DATA/SEEK_HOLE.
+// seekData and seekHole answer lseek(2) SEEK_DATA/SEEK_HOLE from REPORT
+// mappings, as iomap_seek_data/hole do: unwritten extents are holes (the
+// server has no page cache that could hold their data), the end of file
+// is a hole, and ENXIO answers offsets at or past it.
 func (e *engine) seekData(ino ext4.Ino, off int64) (int64, error) {
-	return e.fs.SeekData(ino, off)
+	return e.seek(ino, off, true)
 }
 
 func (e *engine) seekHole(ino ext4.Ino, off int64) (int64, error) {
-	return e.fs.SeekHole(ino, off)
+	return e.seek(ino, off, false)
+}
+
+func (e *engine) seek(ino ext4.Ino, off int64, data bool) (int64, error) {
+	inode, err := e.fs.Inode(ino)
+	if err != nil {
+		return 0, err
+	}
+	size := int64(inode.Size)
+	if off < 0 || off >= size {
+		return 0, syscall.ENXIO
+	}
+	for pos := off; pos < size; {
+		m, err := e.mapping(ino, pos, size-pos)
+		if err != nil {
+			return 0, err
+		}
+		if m.Type == ext4.MapInline || (m.Type == ext4.MapMapped) == data {
+			if m.Type == ext4.MapInline && !data {
+				break // inline data runs to the end of file
+			}
+			return pos, nil
+		}
+		next := m.Offset + m.Length
+		if next <= pos {
+			return 0, fmt.Errorf("server: %v mapping [%d,+%d) of inode %d does not advance past %d: %w",
+				m.Type, m.Offset, m.Length, ino, pos, syscall.EIO)
+		}
+		pos = next
+	}
+	if data {
+		return 0, syscall.ENXIO
+	}
+	return size, nil
 }
