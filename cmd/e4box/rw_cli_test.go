@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -165,4 +167,81 @@ func TestMountKilledOrphan(t *testing.T) {
 	}
 	unmountAndWait(t, mnt)
 	testutil.E2fsckClean(t, f.img)
+}
+
+// TestMountErrorsPanic: with errors=panic, corruption met by a
+// modification (an xattr block failing its checksum) makes the server
+// flush, unmount and exit with status 1 and a message.
+func TestMountErrorsPanic(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFuse(t)
+	testutil.RequireE2fsprogs(t)
+	f := newFixture(t)
+	// Give hello.txt an xattr block, then break the block's checksum.
+	val := filepath.Join(f.dir, "val")
+	if err := os.WriteFile(val, bytes.Repeat([]byte("v"), 600), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(testutil.RequireTool(t, "debugfs"), "-w", "-R", "ea_set -f "+val+" /hello.txt user.big", f.img).CombinedOutput(); err != nil {
+		t.Fatalf("debugfs ea_set: %v\n%s", err, out)
+	}
+	stat := testutil.Debugfs(t, f.img, "stat /hello.txt")
+	_, rest, ok := strings.Cut(stat, "File ACL: ")
+	if !ok {
+		t.Fatalf("no xattr block:\n%s", stat)
+	}
+	var blk int64
+	if _, err := fmt.Sscan(strings.Fields(rest)[0], &blk); err != nil || blk == 0 {
+		t.Fatalf("xattr block %q: %v", strings.Fields(rest)[0], err)
+	}
+	bs := int64(1024) // newFixture's 32 MiB image gets 1 KiB blocks
+	if strings.Contains(testutil.Debugfs(t, f.img, "stats"), "Block size:               4096") {
+		bs = 4096
+	}
+	fh, err := os.OpenFile(f.img, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fh.WriteAt(bytes.Repeat([]byte{0x5a}, 16), blk*bs+bs-40); err != nil {
+		t.Fatal(err)
+	}
+	fh.Close()
+
+	mnt := f.mnt()
+	cmd := exec.Command(e4boxBin, "mount", "-f", "-o", "errors=panic", f.img, mnt)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for deadline := time.Now().Add(10 * time.Second); !mounted(t, mnt); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			<-done
+			t.Fatalf("mount never appeared: %s", stderr.String())
+		}
+	}
+	if err := syscall.Setxattr(filepath.Join(mnt, "hello.txt"), "user.new", []byte("x"), 0); !isErrno(err, syscall.EUCLEAN) {
+		t.Errorf("setxattr on a corrupt xattr block: %v, want EUCLEAN", err)
+	}
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Errorf("server exit: %v, want status 1", err)
+		}
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("server did not stop after the error; stderr:\n%s", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "errors=panic") {
+		t.Errorf("stderr does not explain the stop:\n%s", stderr.String())
+	}
+	if mounted(t, mnt) {
+		t.Error("still mounted after errors=panic")
+		syscall.Unmount(mnt, syscall.MNT_DETACH)
+	}
 }
