@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"slices"
@@ -908,17 +909,38 @@ func TestModifyKernelTree(t *testing.T) {
 func TestDirLayoutMatchesKernel(t *testing.T) {
 	testutil.RequireRoot(t)
 	counts := []int{1, 2, 3, 4, 6, 9, 14, 20, 30, 60, 100, 200, 500, 1500, 6000}
-	for _, v := range []testutil.Variant{testutil.Ext4Inline, testutil.Ext4, testutil.Ext4Block1K, testutil.Ext3} {
+	unsigned := testutil.Ext4
+	unsigned.Name = "ext4-unsigned-hash"
+	for _, v := range []testutil.Variant{testutil.Ext4Inline, testutil.Ext4, testutil.Ext4Block1K, testutil.Ext3, unsigned} {
 		t.Run(v.Name, func(t *testing.T) {
 			names := func(k int) []string {
 				var ns []string
 				for i := range k {
-					ns = append(ns, fmt.Sprintf("%d-%s", i, strings.Repeat("n", i%23)))
+					// Bytes above 0x7f hash differently signed and unsigned.
+					ns = append(ns, fmt.Sprintf("%d-%s-\xe9\xff", i, strings.Repeat("n", i%23)))
 				}
 				return ns
 			}
+			newImage := func() (string, *FS) {
+				img, fs := newRWImage(t, v, 64, 9000)
+				if v.Name == unsigned.Name {
+					// Switch s_flags to unsigned hashing (mkfs picks signed on
+					// x86) while the filesystem has no htree yet.
+					if err := fs.Close(); err != nil {
+						t.Fatal(err)
+					}
+					if out, err := exec.Command(testutil.RequireTool(t, "debugfs"), "-w", "-R", "ssv flags 2", img).CombinedOutput(); err != nil {
+						t.Fatalf("debugfs: %v %s", err, out)
+					}
+					fs = openRW(t, img)
+					if !fs.features.unsignedHash {
+						t.Fatal("unsigned hash flag not set")
+					}
+				}
+				return img, fs
+			}
 			// Ours.
-			ours, fs := newRWImage(t, v, 64, 9000)
+			ours, fs := newImage()
 			for _, k := range counts {
 				d, err := fs.Mkdir(RootIno, []byte(fmt.Sprint(k)), 0o755, Cred{})
 				if err != nil {
@@ -934,7 +956,10 @@ func TestDirLayoutMatchesKernel(t *testing.T) {
 				t.Fatal(err)
 			}
 			// The kernel's.
-			theirs, _ := newRWImage(t, v, 64, 9000)
+			theirs, tfs := newImage()
+			if err := tfs.Close(); err != nil {
+				t.Fatal(err)
+			}
 			mnt := t.TempDir()
 			testutil.LoopMount(t, theirs, mnt, false)
 			for _, k := range counts {
