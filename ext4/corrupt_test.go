@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -30,21 +29,17 @@ func variantByName(t *testing.T, name string) variant {
 // damage it at known places.
 type corruptFixture struct {
 	t   *testing.T
-	img []byte
-	fs  *FS // opened on the pristine image, used to locate structures
+	dev *cowDev // private copy-on-write view of the shared image
+	fs  *FS     // opened on the pristine image, used to locate structures
 }
 
 func newCorruptFixture(t *testing.T, variantName string) *corruptFixture {
-	img, _, _ := image(t, variantByName(t, variantName))
-	data, err := os.ReadFile(img)
+	base := imageBytes(t, variantByName(t, variantName))
+	fs, err := Open(newCow(base, true), Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs, err := openMem(t, data, Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &corruptFixture{t: t, img: data, fs: fs}
+	return &corruptFixture{t: t, dev: newCow(base, true), fs: fs}
 }
 
 func (f *corruptFixture) ino(path string) Ino {
@@ -57,7 +52,7 @@ func (f *corruptFixture) ino(path string) Ino {
 
 // reopen opens the damaged image, logging to log.
 func (f *corruptFixture) reopen(log *bytes.Buffer) *FS {
-	fs, err := Open(blockdev.NewMemFrom(f.img, true), Options{ReadOnly: true,
+	fs, err := Open(f.dev, Options{ReadOnly: true,
 		Logger: slog.New(slog.NewTextHandler(log, nil))})
 	if err != nil {
 		f.t.Fatalf("Open after damage: %v", err)
@@ -108,7 +103,7 @@ func TestCorruptExtentBlock(t *testing.T) {
 			off := f.fs.pblkOff(child)
 			// Move the first extent far beyond its node's range: caught by the
 			// checksum with metadata_csum, by the range check without.
-			binary.LittleEndian.PutUint32(f.img[off+12:], 0xFFFFFF00)
+			f.dev.put32(off+12, 0xFFFFFF00)
 			var log bytes.Buffer
 			fs := f.reopen(&log)
 			_, err := readAll(fs, frag)
@@ -137,7 +132,7 @@ func TestCorruptDirBlock(t *testing.T) {
 				t.Fatal(bm, err)
 			}
 			// rec_len 5 of the first entry (".") is invalid everywhere.
-			binary.LittleEndian.PutUint16(f.img[f.fs.pblkOff(bm.pblk)+4:], 5)
+			f.dev.put16(f.fs.pblkOff(bm.pblk)+4, 5)
 			var log bytes.Buffer
 			fs := f.reopen(&log)
 			err = fs.ReadDir(dir, 0, func(DirEntry) bool { return true })
@@ -162,7 +157,7 @@ func TestCorruptHtree(t *testing.T) {
 			bin, _ := f.fs.Inode(big)
 			bm, _ := f.fs.mapBlockLocked(bin, 0)
 			// dx_root_info.info_length must be 8.
-			f.img[f.fs.pblkOff(bm.pblk)+0x1D] = 9
+			f.dev.patch(f.fs.pblkOff(bm.pblk)+0x1D, 9)
 			var log bytes.Buffer
 			fs := f.reopen(&log)
 			_, err := fs.Lookup(big, []byte("entry-00001-"))
@@ -181,12 +176,13 @@ func TestCorruptInode(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rec := f.img[f.fs.pblkOff(blk)+int64(off):]
+			rec := f.fs.pblkOff(blk) + int64(off)
 			if f.fs.csum {
-				rec[0x10] ^= 0x40 // i_mtime: only the checksum notices
+				f.dev.xor(rec+0x10, 0x40) // i_mtime: only the checksum notices
 			} else {
 				// Both the extents and the inline-data flag: never valid.
-				binary.LittleEndian.PutUint32(rec[0x20:], binary.LittleEndian.Uint32(rec[0x20:])|uint32(disk.InlineDataFL|disk.ExtentsFL))
+				flags := binary.LittleEndian.Uint32(f.dev.bytesAt(rec+0x20, 4))
+				f.dev.put32(rec+0x20, flags|uint32(disk.InlineDataFL|disk.ExtentsFL))
 			}
 			var log bytes.Buffer
 			fs := f.reopen(&log)
@@ -223,7 +219,7 @@ func TestCorruptGroupDescriptor(t *testing.T) {
 		g = max(g, gg)
 	}
 	blk, off := f.fs.descLocation(g)
-	f.img[f.fs.pblkOff(blk)+int64(off)+0x0E] ^= 0x01 // bg_free_inodes_count_lo
+	f.dev.xor(f.fs.pblkOff(blk)+int64(off)+0x0E, 0x01) // bg_free_inodes_count_lo
 	var log bytes.Buffer
 	fs := f.reopen(&log)
 	_, err := fs.Inode(byGroup[g][0])
@@ -243,13 +239,13 @@ func TestCorruptGroupDescriptor(t *testing.T) {
 
 func TestCorruptSuperblock(t *testing.T) {
 	f := newCorruptFixture(t, "ext4")
-	f.img[disk.SuperblockOffset+0x20] ^= 1 // s_blocks_per_group, covered by the checksum
-	_, err := openMem(t, f.img, Options{ReadOnly: true})
+	f.dev.xor(disk.SuperblockOffset+0x20, 1) // s_blocks_per_group, covered by the checksum
+	_, err := Open(f.dev, Options{ReadOnly: true})
 	if !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("Open = %v, want corruption", err)
 	}
-	binary.LittleEndian.PutUint16(f.img[disk.SuperblockOffset+0x38:], 0x1234)
-	if _, err := openMem(t, f.img, Options{ReadOnly: true}); !errors.Is(err, ErrCorrupt) {
+	f.dev.put16(disk.SuperblockOffset+0x38, 0x1234)
+	if _, err := Open(f.dev, Options{ReadOnly: true}); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("Open with bad magic = %v", err)
 	}
 	if _, err := openMem(t, make([]byte, 1000), Options{}); err == nil {
@@ -266,7 +262,7 @@ func TestDeviceErrors(t *testing.T) {
 	if err != nil || m.Type != MapMapped {
 		t.Fatal(m, err)
 	}
-	dev := blockdev.NewFault(blockdev.NewMemFrom(f.img, true))
+	dev := blockdev.NewFault(f.dev)
 	fs, err := Open(dev, Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)

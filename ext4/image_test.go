@@ -5,12 +5,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -220,6 +222,7 @@ var imageCache struct {
 	src   string
 	spec  treeSpec
 	built map[string]string
+	bytes map[string][]byte // image contents by variant, see imageBytes
 }
 
 // image returns the path of variant v's image (read-only use) and the
@@ -339,3 +342,124 @@ func resolve(fs *FS, path string) (Ino, error) {
 }
 
 var errStop = errors.New("stop")
+
+// imageBytes returns variant v's image contents, read once and shared:
+// callers must not modify the slice (use newCow for a private view).
+func imageBytes(t *testing.T, v variant) []byte {
+	t.Helper()
+	img, _, _ := image(t, v)
+	c := &imageCache
+	c.Lock()
+	defer c.Unlock()
+	if c.bytes == nil {
+		c.bytes = map[string][]byte{}
+	}
+	if b, ok := c.bytes[v.name]; ok {
+		return b
+	}
+	b, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.bytes[v.name] = b
+	return b
+}
+
+// cowDev is a copy-on-write device over a shared image: reads see base
+// with the private pages written through WriteAt (or patch) on top, so a
+// test can damage or write a 256 MiB image without copying it.
+type cowDev struct {
+	mu    sync.Mutex // protects pages
+	base  []byte     // shared, never written
+	pages map[int64][]byte
+	ro    bool
+}
+
+const cowPage = 4096
+
+func newCow(base []byte, readOnly bool) *cowDev {
+	return &cowDev{base: base, pages: map[int64][]byte{}, ro: readOnly}
+}
+
+func (d *cowDev) Size() int64    { return int64(len(d.base)) }
+func (d *cowDev) ReadOnly() bool { return d.ro }
+func (d *cowDev) Flush() error   { return nil }
+func (d *cowDev) Close() error   { return nil }
+
+func (d *cowDev) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("cowDev: negative offset")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for n < len(p) && off+int64(n) < int64(len(d.base)) {
+		pos := off + int64(n)
+		pg, in := pos/cowPage, int(pos%cowPage)
+		src := d.base[pg*cowPage : min(int64(len(d.base)), (pg+1)*cowPage)]
+		if priv, ok := d.pages[pg]; ok {
+			src = priv
+		}
+		n += copy(p[n:], src[in:])
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (d *cowDev) WriteAt(p []byte, off int64) (int, error) {
+	if d.ro {
+		return 0, syscall.EROFS
+	}
+	return d.write(p, off)
+}
+
+// patch writes p at off even on a read-only device (test damage).
+func (d *cowDev) patch(off int64, p ...byte) {
+	if _, err := d.write(p, off); err != nil {
+		panic(err)
+	}
+}
+
+// xor flips bits of the byte at off.
+func (d *cowDev) xor(off int64, mask byte) {
+	var b [1]byte
+	d.ReadAt(b[:], off)
+	d.patch(off, b[0]^mask)
+}
+
+func (d *cowDev) put16(off int64, v uint16) {
+	d.patch(off, binary.LittleEndian.AppendUint16(nil, v)...)
+}
+
+func (d *cowDev) put32(off int64, v uint32) {
+	d.patch(off, binary.LittleEndian.AppendUint32(nil, v)...)
+}
+
+func (d *cowDev) write(p []byte, off int64) (int, error) {
+	if off < 0 || off+int64(len(p)) > int64(len(d.base)) {
+		return 0, syscall.ENOSPC
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for n < len(p) {
+		pos := off + int64(n)
+		pg, in := pos/cowPage, int(pos%cowPage)
+		priv, ok := d.pages[pg]
+		if !ok {
+			priv = append([]byte(nil), d.base[pg*cowPage:min(int64(len(d.base)), (pg+1)*cowPage)]...)
+			d.pages[pg] = priv
+		}
+		n += copy(priv[in:], p[n:])
+	}
+	return n, nil
+}
+
+// bytesAt returns a copy of n bytes at off.
+func (d *cowDev) bytesAt(off int64, n int) []byte {
+	b := make([]byte, n)
+	d.ReadAt(b, off)
+	return b
+}

@@ -3,37 +3,33 @@ package ext4
 import (
 	"bytes"
 	"errors"
-	"os"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 
-	"github.com/e4box/e4box/blockdev"
 	"github.com/e4box/e4box/ext4/disk"
 )
 
-// superblockEdit rewrites the superblock of a copy of img with fn applied,
-// fixing the checksum, and returns the new image.
-func superblockEdit(t *testing.T, img []byte, fn func(sb *disk.Superblock)) []byte {
+// superblockEdit returns a copy-on-write view of img whose superblock has
+// fn applied (checksum fixed).
+func superblockEdit(t *testing.T, img []byte, fn func(sb *disk.Superblock)) *cowDev {
 	t.Helper()
-	out := append([]byte(nil), img...)
-	sb, err := disk.DecodeSuperblock(out[disk.SuperblockOffset:])
+	sb, err := disk.DecodeSuperblock(img[disk.SuperblockOffset:])
 	if err != nil {
 		t.Fatal(err)
 	}
 	fn(sb)
 	sb.SetChecksum()
-	sb.Encode(out[disk.SuperblockOffset:])
-	return out
+	buf := make([]byte, disk.SuperblockSize)
+	sb.Encode(buf)
+	d := newCow(img, false)
+	d.patch(disk.SuperblockOffset, buf...)
+	return d
 }
 
 func TestOpenFeatureGate(t *testing.T) {
-	img, _, _ := image(t, variantByName(t, "ext4"))
-	data, err := os.ReadFile(img)
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := imageBytes(t, variantByName(t, "ext4"))
 
 	// Unknown and unsupported incompat features refuse the mount, naming them.
 	for _, tc := range []struct {
@@ -41,7 +37,7 @@ func TestOpenFeatureGate(t *testing.T) {
 		name string
 	}{{disk.IncompatEncrypt, "encrypt"}, {disk.IncompatCasefold, "casefold"}, {1 << 30, "FEATURE_I30"}} {
 		bad := superblockEdit(t, data, func(sb *disk.Superblock) { sb.FeatureIncompat |= tc.f })
-		_, err := openMem(t, bad, Options{ReadOnly: true})
+		_, err := Open(bad, Options{ReadOnly: true})
 		if !errors.Is(err, ErrUnsupportedFeature) || !strings.Contains(err.Error(), tc.name) {
 			t.Errorf("incompat %s: Open = %v", tc.name, err)
 		}
@@ -49,43 +45,43 @@ func TestOpenFeatureGate(t *testing.T) {
 
 	// Error state: refused unless asked.
 	errState := superblockEdit(t, data, func(sb *disk.Superblock) { sb.State |= disk.StateError })
-	if _, err := openMem(t, errState, Options{ReadOnly: true}); !errors.Is(err, ErrErrorState) {
+	if _, err := Open(errState, Options{ReadOnly: true}); !errors.Is(err, ErrErrorState) {
 		t.Errorf("error state: Open = %v", err)
 	}
-	if _, err := openMem(t, errState, Options{ReadOnly: true, IgnoreErrorState: true}); err != nil {
+	if _, err := Open(errState, Options{ReadOnly: true, IgnoreErrorState: true}); err != nil {
 		t.Errorf("error state with IgnoreErrorState: %v", err)
 	}
 
 	// needs_recovery: refused with the norecovery hint; with NoRecovery the
 	// mount is forced read-only.
 	rec := superblockEdit(t, data, func(sb *disk.Superblock) { sb.FeatureIncompat |= disk.IncompatRecover })
-	_, err = Open(blockdev.NewMemFrom(rec, false), Options{})
+	_, err := Open(rec, Options{})
 	if !errors.Is(err, ErrNeedsRecovery) || !strings.Contains(err.Error(), "norecovery") {
 		t.Errorf("needs_recovery: Open = %v", err)
 	}
-	fs, err := Open(blockdev.NewMemFrom(rec, false), Options{NoRecovery: true})
+	fs, err := Open(rec, Options{NoRecovery: true})
 	if err != nil || !fs.ReadOnly() {
 		t.Errorf("needs_recovery with NoRecovery: %v, read-only %v", err, fs != nil && fs.ReadOnly())
 	}
 
 	// Unknown ro_compat bits force read-only; a clean image opens rw.
 	roc := superblockEdit(t, data, func(sb *disk.Superblock) { sb.FeatureRoCompat |= 1 << 29 })
-	fs, err = Open(blockdev.NewMemFrom(roc, false), Options{})
+	fs, err = Open(roc, Options{})
 	if err != nil || !fs.ReadOnly() {
 		t.Errorf("unknown ro_compat: %v, read-only %v", err, fs != nil && fs.ReadOnly())
 	}
-	fs, err = Open(blockdev.NewMemFrom(data, false), Options{})
+	fs, err = Open(newCow(data, false), Options{})
 	if err != nil || fs.ReadOnly() {
 		t.Errorf("clean image: %v, read-only %v", err, fs != nil && fs.ReadOnly())
 	}
 
 	// Geometry: more blocks than the device holds.
 	big := superblockEdit(t, data, func(sb *disk.Superblock) { sb.SetBlocksCount(sb.BlocksCount() * 2) })
-	if _, err := openMem(t, big, Options{ReadOnly: true}); !errors.Is(err, ErrCorrupt) {
+	if _, err := Open(big, Options{ReadOnly: true}); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("oversized block count: Open = %v", err)
 	}
 	// A truncated device.
-	if _, err := openMem(t, data[:len(data)/2], Options{ReadOnly: true}); !errors.Is(err, ErrCorrupt) {
+	if _, err := Open(newCow(data[:len(data)/2], true), Options{ReadOnly: true}); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("truncated device: Open = %v", err)
 	}
 }
@@ -184,12 +180,7 @@ func second[T any](_ T, err error) error { return err }
 // writes its dirty buffers back, a failed one leaves the disk and the cache
 // as they were.
 func TestUpdate(t *testing.T) {
-	img, _, _ := image(t, variantByName(t, "ext4"))
-	data, err := os.ReadFile(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dev := blockdev.NewMemFrom(data, false)
+	dev := newCow(imageBytes(t, variantByName(t, "ext4")), false)
 	fs, err := Open(dev, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -214,13 +205,13 @@ func TestUpdate(t *testing.T) {
 	if err := write(0xAB, false); err != nil {
 		t.Fatal(err)
 	}
-	if got := dev.Bytes()[fs.pblkOff(blk):][:2]; got[0] != 0xAB || got[1] != 0x54 {
+	if got := dev.bytesAt(fs.pblkOff(blk), 2); got[0] != 0xAB || got[1] != 0x54 {
 		t.Fatalf("committed bytes = %x, want ab54 (value and checksum)", got)
 	}
 	if err := write(0xCD, true); !errors.Is(err, errStop) {
 		t.Fatalf("failed transaction returned %v", err)
 	}
-	if got := dev.Bytes()[fs.pblkOff(blk)]; got != 0xAB {
+	if got := dev.bytesAt(fs.pblkOff(blk), 1)[0]; got != 0xAB {
 		t.Fatalf("aborted transaction reached the disk: %#x", got)
 	}
 	b, err := fs.readBlockLocked(blk, "test", 0)
