@@ -1117,3 +1117,39 @@ func TestManySubdirs(t *testing.T) {
 	}
 	m.verify(img)
 }
+
+// TestWriteLargeDirThreeLevels grows a directory on a large_dir filesystem
+// with 1 KiB blocks and maximal names until its htree has three index
+// levels (the root, two interior levels), then checks it.
+func TestWriteLargeDirThreeLevels(t *testing.T) {
+	if testing.Short() {
+		t.Skip("tens of thousands of entries")
+	}
+	v := testutil.Variant{Name: "ext4-1k-largedir", Args: []string{"-t", "ext4", "-b", "1024", "-O", "large_dir"}, BlockSize: 1024}
+	img, fs := newRWImage(t, v, 256, 60000)
+	m := newModel(t, fs)
+	m.mkdir("d")
+	name := func(i int) string {
+		s := fmt.Sprintf("%d-", i)
+		return "d/" + s + strings.Repeat("L", 255-len(s))
+	}
+	n := 0
+	for ; n < 55000; n++ {
+		m.create(name(n))
+		if n%1000 == 999 {
+			d, _ := fs.Inode(m.dir("d"))
+			if dxLevels(t, fs, d) == 3 {
+				break
+			}
+		}
+	}
+	d, _ := fs.Inode(m.dir("d"))
+	if l := dxLevels(t, fs, d); l != 3 {
+		t.Fatalf("%d entries: %d levels, want 3", n, l)
+	}
+	t.Logf("three levels after %d entries (%d blocks)", n+1, d.Size/1024)
+	for i := 0; i < n; i += 4 {
+		m.unlink(name(i))
+	}
+	m.verify(img)
+}
