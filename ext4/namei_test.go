@@ -1153,3 +1153,39 @@ func TestWriteLargeDirThreeLevels(t *testing.T) {
 	}
 	m.verify(img)
 }
+
+// TestWriteHtreeIndexFull fills an indexed directory without large_dir
+// until its two-level index is full: the next name that needs a new leaf
+// fails with ENOSPC, as on the kernel, and the directory stays sound.
+func TestWriteHtreeIndexFull(t *testing.T) {
+	if testing.Short() {
+		t.Skip("tens of thousands of entries")
+	}
+	img, fs := newRWImage(t, testutil.Ext4Block1K, 256, 60000)
+	m := newModel(t, fs)
+	m.mkdir("d")
+	name := func(i int) string {
+		s := fmt.Sprintf("%d-", i)
+		return s + strings.Repeat("F", 255-len(s))
+	}
+	for i := range 55000 {
+		in, err := fs.Mknod(m.dir("d"), []byte(name(i)), sIFREG|0o644, 0, m.cred)
+		if errors.Is(err, syscall.ENOSPC) {
+			t.Logf("index full after %d entries", i)
+			d, _ := fs.Inode(m.dir("d"))
+			if l := dxLevels(t, fs, d); l != 2 {
+				t.Fatalf("ENOSPC with %d levels", l)
+			}
+			if st := fs.Statfs(); st.Ffree == 0 || st.Bfree == 0 {
+				t.Fatalf("ENOSPC from a full filesystem, not the index: %+v", st)
+			}
+			m.verify(img)
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.add("d/"+name(i), in, "")
+	}
+	t.Fatal("the index never filled")
+}
