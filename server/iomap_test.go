@@ -62,6 +62,7 @@ func openIomap(t *testing.T, img string) *iomapFixture {
 	var devs *fusetest.IomapDevices
 	f.sess, devs = fusetest.StartIomap(t, f.srv, nil)
 	f.srv.EnableIomap(f.sess.Server, int(dev.Fd()))
+	f.srv.SetNotifier(f.sess.Server)
 	f.k = iomaptest.New(f.sess, devs, int64(fsys.BlockSize()))
 	t.Cleanup(func() { f.close() })
 	return f

@@ -67,6 +67,9 @@ type Kernel struct {
 	// a negative answer copies everything.
 	ShortCopy func(off int64, n int) int
 
+	// OnMap, if set, sees every mapping the kernel accepted and uses.
+	OnMap func(nodeid uint64, op fuseproto.IomapOpFlags, m Mapping)
+
 	// Rejected collects every BEGIN reply the checks refused.
 	Rejected []error
 	Stats    Stats
@@ -151,6 +154,9 @@ func (k *Kernel) begin(f *file, op fuseproto.IomapOpFlags, pos, count int64) (io
 		srcmap = read
 	}
 	k.Stats.Types[iomap.Type]++
+	if k.OnMap != nil {
+		k.OnMap(f.nodeid, op, iomap)
+	}
 	return iomap, srcmap, nil
 }
 
