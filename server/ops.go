@@ -52,6 +52,12 @@ func (s *Server) Lookup(r *fuse.Request, name []byte, out *fuseproto.EntryOut) s
 		return s.toErrno(err)
 	}
 	inode, err := s.fs.Inode(ino)
+	if errors.Is(err, syscall.ESTALE) {
+		// The entry names an inode that is not in use: the directory is
+		// damaged, as the kernel's ext4_lookup reports ("deleted inode
+		// referenced"), not a stale handle of the caller's.
+		err = &ext4.CorruptError{Kind: "directory entry", Ino: dir, Err: fmt.Errorf("%q names unused inode %d", name, ino)}
+	}
 	if err != nil {
 		return s.toErrno(err)
 	}
