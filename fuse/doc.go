@@ -17,8 +17,8 @@
 //	err = srv.Serve() // until unmount (nil), abort (ErrAborted) or failure
 //
 // Mount uses mount(2) as root and fusermount3 otherwise. Serve may run on
-// another goroutine; Ready is closed once INIT is answered, Done when Serve
-// has returned.
+// another goroutine; Ready is closed once INIT is answered and the poll
+// probe is over, Done when Serve has returned.
 //
 // # Requests and concurrency
 //
@@ -34,6 +34,21 @@
 // field is read: short or inconsistent requests get EIO, unknown opcodes
 // ENOSYS. A panic in a method is recovered, logged with its stack, and
 // answered with EIO. INTERRUPT cancels the request's Request.Ctx.
+//
+// # Serving and accessing the mount in one process
+//
+// Go's netpoller registers every file os.Open returns with epoll_ctl, and on
+// a FUSE file that makes the kernel send POLL and wait for the answer from
+// inside runtime code that a GC stop-the-world cannot preempt: if the
+// world stops meanwhile, the goroutines that would answer are stopped too
+// and the process hangs. The kernel stops sending POLL on a connection
+// once one is answered ENOSYS, as every POLL is here. So right after INIT,
+// a mounted Server makes the kernel send one from real syscalls: it opens
+// ProbeName in the mount root (answered by the runtime with ProbeNodeID,
+// never by the FileSystem), polls and closes it; OPEN requests wait until
+// then, and Ready is closed after it. Failures are logged, not fatal.
+// Sessions on a bare Conn (NewDevConn, fusetest) skip the probe. See
+// pollprobe.go.
 //
 // # fuse-iomap
 //

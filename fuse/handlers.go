@@ -30,6 +30,9 @@ func doBatchForget(s *Server, c *call) ([]byte, []byte, syscall.Errno) {
 	for i := range n {
 		var f fuseproto.ForgetOne
 		copy(structBytes(&f), c.data[i*one:])
+		if f.NodeID == ProbeNodeID {
+			continue // the runtime's own file (pollprobe.go)
+		}
 		s.fs.Forget(f.NodeID, f.Nlookup)
 	}
 	return nil, nil, 0
@@ -49,6 +52,12 @@ func doInterrupt(s *Server, c *call) ([]byte, []byte, syscall.Errno) {
 func doNotifyReply(s *Server, c *call) ([]byte, []byte, syscall.Errno) {
 	// Answers to NOTIFY_RETRIEVE, which this runtime never sends.
 	return nil, nil, 0
+}
+
+// doPoll answers ENOSYS, which makes the kernel stop sending POLL on the
+// connection (see pollprobe.go): files are always ready, as on ext4.
+func doPoll(s *Server, c *call) ([]byte, []byte, syscall.Errno) {
+	return nil, nil, syscall.ENOSYS
 }
 
 func entryReply(out *fuseproto.EntryOut, errno syscall.Errno) ([]byte, []byte, syscall.Errno) {

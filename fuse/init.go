@@ -113,6 +113,7 @@ func doInit(s *Server, c *call) ([]byte, []byte, syscall.Errno) {
 		TimeGran:     out.TimeGran,
 	}
 	s.proto.Store(p)
+	s.startProbe()
 	s.log.Debug("fuse: INIT", "kernel", fmt.Sprintf("7.%d", in.Minor), "minor", minor,
 		"offered", offered.String(), "flags", final.String(), "max_write", out.MaxWrite)
 	if s.opts.Iomap != 0 {

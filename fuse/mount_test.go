@@ -7,14 +7,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/e4box/e4box/fuse"
 	"github.com/e4box/e4box/fuseproto"
@@ -399,16 +396,6 @@ func TestRealMountFuseblk(t *testing.T) {
 // ErrAborted and detaches the dead mount.
 func TestRealMountAbort(t *testing.T) {
 	requireMount(t)
-	const ctl = "/sys/fs/fuse/connections"
-	if _, err := os.Stat(ctl + "/"); err != nil {
-		t.Skip("no fusectl directory")
-	}
-	if !mountedAt(t, ctl) {
-		if err := syscall.Mount("fusectl", ctl, "fusectl", 0, ""); err != nil {
-			t.Skipf("cannot mount fusectl: %v", err)
-		}
-		t.Cleanup(func() { _ = syscall.Unmount(ctl, 0) })
-	}
 	dir := t.TempDir()
 	srv, err := fuse.Mount(dir, newTinyFS(), &fuse.Options{})
 	if err != nil {
@@ -416,13 +403,12 @@ func TestRealMountAbort(t *testing.T) {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
-	var st syscall.Stat_t
-	if err := syscall.Stat(dir, &st); err != nil { // waits for INIT
-		t.Fatal(err)
-	}
-	// fusectl names connections by the kernel's dev_t (major<<20 | minor).
-	conn := uint64(unix.Major(st.Dev))<<20 | uint64(unix.Minor(st.Dev))
-	abort := filepath.Join(ctl, strconv.FormatUint(conn, 10), "abort")
+	t.Cleanup(func() {
+		if mountedAt(t, dir) {
+			_ = fuse.Unmount(dir, true)
+		}
+	})
+	abort := fuseConnAbortPath(t, dir)
 	if err := os.WriteFile(abort, []byte("1"), 0); err != nil {
 		_ = fuse.Unmount(dir, true)
 		t.Fatalf("abort: %v", err)

@@ -152,11 +152,18 @@ type Server struct {
 	stopped     bool
 	serving     bool
 
+	// The poll probe (pollprobe.go).
+	probe        func() error  // nil: probeMount on mounted sessions; tests inject one
+	probing      atomic.Bool   // the probe runs: LOOKUP of ProbeName in the root is ours
+	probePolled  atomic.Bool   // the kernel sent POLL on ProbeNodeID
+	probeStarted bool          // set by the INIT handler only (reader goroutine)
+	probed       chan struct{} // closed when the probe is over; opening requests wait for it
+
 	readerWG    sync.WaitGroup
 	handlerWG   sync.WaitGroup
 	destroyOnce sync.Once
 	readyOnce   sync.Once
-	ready       chan struct{} // closed once INIT has been answered
+	ready       chan struct{} // closed once INIT has been answered and the probe is over
 	done        chan struct{}
 	serveErr    error // valid once done is closed
 }
@@ -164,7 +171,7 @@ type Server struct {
 // NewServer prepares a session of fs over conn; call Serve to run it.
 func NewServer(conn Conn, fs FileSystem, opts *Options) *Server {
 	s := &Server{fs: fs, conn: conn, ready: make(chan struct{}), done: make(chan struct{}),
-		inflight: map[uint64]context.CancelFunc{}}
+		probed: make(chan struct{}), inflight: map[uint64]context.CancelFunc{}}
 	if opts != nil {
 		s.opts = *opts
 	}
@@ -228,8 +235,9 @@ func (s *Server) Protocol() *Protocol { return s.proto.Load() }
 // Server runs on a bare Conn).
 func (s *Server) Mountpoint() string { return s.mountpoint }
 
-// Ready is closed once the kernel's INIT has been answered successfully:
-// from then on the mount is live.
+// Ready is closed once the kernel's INIT has been answered successfully and,
+// on a mount, the poll probe is over (see ProbeName): from then on the mount
+// is live and this process may open its files.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
 
 // Done is closed when Serve has returned.
@@ -433,12 +441,22 @@ func (s *Server) handle(bufp *[]byte, n int) *[]byte {
 		return next
 	}
 
+	// The probe file's requests are answered here, quickly, and never
+	// reach the FileSystem.
+	if out, errno, ok := s.probeRequest(c); ok {
+		if !info.noReply {
+			s.reply(c, errno, out, nil)
+		}
+		s.putCall(c)
+		return next
+	}
+
 	if info.inline {
 		// FORGET, BATCH_FORGET, INTERRUPT, INIT, NOTIFY_REPLY: quick and
 		// ordered, served on the reader goroutine.
 		s.run(c)
 		if c.Opcode == fuseproto.OpInit && s.proto.Load() != nil {
-			s.readyOnce.Do(func() { close(s.ready) })
+			s.initDone()
 		}
 		s.putCall(c)
 		return next
@@ -458,7 +476,11 @@ func (s *Server) handle(bufp *[]byte, n int) *[]byte {
 	s.handlerWG.Add(1)
 	go func() {
 		defer s.handlerWG.Done()
-		s.run(c)
+		if c.info.opens && !s.awaitProbe(c) {
+			s.reply(c, syscall.EINTR, nil, nil)
+		} else {
+			s.run(c)
+		}
 		s.mu.Lock()
 		delete(s.inflight, c.Unique)
 		s.mu.Unlock()

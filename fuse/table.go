@@ -14,6 +14,7 @@ type opInfo struct {
 	names   int  // NUL-terminated names after the fixed input
 	noReply bool // the kernel expects no reply
 	inline  bool // served on the reader goroutine (quick, ordered)
+	opens   bool // yields a file descriptor the kernel may POLL: waits for the poll probe
 	// fn serves the request and returns the reply payload (a typed struct
 	// as bytes, then optional data) or an errno.
 	fn func(s *Server, c *call) (out, data []byte, errno syscall.Errno)
@@ -25,9 +26,9 @@ func sz[T any]() int {
 	return int(unsafe.Sizeof(v))
 }
 
-// opTable is the single dispatch table. Opcodes absent here (POLL,
-// SETUPMAPPING, REMOVEMAPPING, CUSE_INIT, unknown ones) are answered
-// ENOSYS. Names come from fuseproto.Opcode.String. Adding an opcode (e.g.
+// opTable is the single dispatch table. Opcodes absent here (SETUPMAPPING,
+// REMOVEMAPPING, CUSE_INIT, unknown ones) are answered ENOSYS, and so is
+// POLL, always (see pollprobe.go). Names come from fuseproto.Opcode.String. Adding an opcode (e.g.
 // the iomap ones) is one line here plus its handler.
 var opTable = map[fuseproto.Opcode]opInfo{
 	fuseproto.OpInit:            {in: sz[fuseproto.InitIn](), minIn: fuseproto.CompatInitInSize, inline: true, fn: doInit},
@@ -48,7 +49,7 @@ var opTable = map[fuseproto.Opcode]opInfo{
 	fuseproto.OpRename:          {in: sz[fuseproto.RenameIn](), names: 2, fn: doRename},
 	fuseproto.OpRename2:         {in: sz[fuseproto.Rename2In](), names: 2, fn: doRename2},
 	fuseproto.OpLink:            {in: sz[fuseproto.LinkIn](), names: 1, fn: doLink},
-	fuseproto.OpOpen:            {in: sz[fuseproto.OpenIn](), fn: doOpen},
+	fuseproto.OpOpen:            {in: sz[fuseproto.OpenIn](), opens: true, fn: doOpen},
 	fuseproto.OpRead:            {in: sz[fuseproto.ReadIn](), fn: doRead},
 	fuseproto.OpWrite:           {in: sz[fuseproto.WriteIn](), fn: doWrite},
 	fuseproto.OpStatfs:          {fn: doStatfs},
@@ -68,8 +69,8 @@ var opTable = map[fuseproto.Opcode]opInfo{
 	fuseproto.OpSetlk:           {in: sz[fuseproto.LkIn](), fn: doSetlk},
 	fuseproto.OpSetlkw:          {in: sz[fuseproto.LkIn](), fn: doSetlkw},
 	fuseproto.OpAccess:          {in: sz[fuseproto.AccessIn](), fn: doAccess},
-	fuseproto.OpCreate:          {in: sz[fuseproto.CreateIn](), names: 1, fn: doCreate},
-	fuseproto.OpTmpfile:         {in: sz[fuseproto.CreateIn](), fn: doTmpfile},
+	fuseproto.OpCreate:          {in: sz[fuseproto.CreateIn](), names: 1, opens: true, fn: doCreate},
+	fuseproto.OpTmpfile:         {in: sz[fuseproto.CreateIn](), opens: true, fn: doTmpfile},
 	fuseproto.OpBmap:            {in: sz[fuseproto.BmapIn](), fn: doBmap},
 	fuseproto.OpIoctl:           {in: sz[fuseproto.IoctlIn](), fn: doIoctl},
 	fuseproto.OpFallocate:       {in: sz[fuseproto.FallocateIn](), fn: doFallocate},
@@ -81,4 +82,5 @@ var opTable = map[fuseproto.Opcode]opInfo{
 	fuseproto.OpIomapBegin:      {in: sz[fuseproto.IomapBeginIn](), fn: doIomapBegin},
 	fuseproto.OpIomapEnd:        {in: sz[fuseproto.IomapEndIn](), fn: doIomapEnd},
 	fuseproto.OpIomapIoend:      {in: sz[fuseproto.IomapIoendIn](), fn: doIomapIoend},
+	fuseproto.OpPoll:            {in: sz[fuseproto.PollIn](), fn: doPoll},
 }
