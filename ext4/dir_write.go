@@ -20,6 +20,10 @@ import (
 // for an entry; callers then split, convert or append.
 var errNoSpace = errors.New("no room in directory block")
 
+// errEmptyName reports a live entry without a name, which the read path
+// also calls corrupt.
+var errEmptyName = errors.New("live directory entry with an empty name")
+
 // dent is a directory entry to write.
 type dent struct {
 	name []byte
@@ -56,6 +60,9 @@ func findSlot(b []byte, recBlock int, e *dent) (int, error) {
 		de, ok := it.Next()
 		if !ok {
 			break
+		}
+		if de.Inode != 0 && de.NameLen == 0 {
+			return 0, errEmptyName // splitting it would leave an 8-byte record
 		}
 		if de.Inode != 0 && bytes.Equal(de.Name, e.name) {
 			return 0, syscall.EEXIST

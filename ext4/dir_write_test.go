@@ -172,3 +172,53 @@ func TestSplitIndexCollisions(t *testing.T) {
 		t.Fatalf("split %d", s)
 	}
 }
+
+// FuzzDirentEdits runs the block edits on arbitrary bytes: they must
+// report malformed records, never panic or write outside the region, and
+// leave a region that parses when they succeed on one that did.
+func FuzzDirentEdits(f *testing.F) {
+	fs := &FS{bsize: 1024, csum: false, geo: &disk.Superblock{}}
+	seed := make([]byte, 1024)
+	fs.initLeaf(seed)
+	_ = insertEntry(seed, 1024, &dent{name: []byte("hello"), ino: 12, ft: 1})
+	_ = insertEntry(seed, 1024, &dent{name: []byte("world"), ino: 13, ft: 2})
+	f.Add(seed, []byte("new"), uint8(0))
+	f.Add(seed, []byte("hello"), uint8(1))
+	f.Add(seed[:56], []byte("x"), uint8(0))
+	f.Fuzz(func(t *testing.T, b []byte, name []byte, op uint8) {
+		if len(name) == 0 || len(name) > disk.MaxNameLen || len(b) > 1<<16 {
+			return
+		}
+		_, perr := liveEntries(b, len(b))
+		orig := append([]byte(nil), b...)
+		guard := append(append([]byte(nil), b...), 0xAA, 0xBB) // detects writes past the region
+		region := guard[:len(b)]
+		switch op % 3 {
+		case 0:
+			err := insertEntry(region, len(region), &dent{name: name, ino: 99, ft: 1})
+			if err == nil && perr != nil {
+				t.Fatalf("insert into a malformed region succeeded")
+			}
+		case 1:
+			if off, _, ok, err := findEntry(region, len(region), name); ok && err == nil {
+				if err := deleteAt(region, len(region), off); err != nil {
+					t.Fatalf("delete of a found entry: %v", err)
+				}
+			}
+		case 2:
+			if perr == nil {
+				es, _ := liveEntries(region, len(region))
+				fs.bsize = max(len(region), disk.DirRecLen(1))
+				fs.packLeaf(make([]byte, fs.bsize), es)
+			}
+		}
+		if guard[len(b)] != 0xAA || guard[len(b)+1] != 0xBB {
+			t.Fatal("write past the region")
+		}
+		if perr == nil {
+			if _, err := liveEntries(region, len(region)); err != nil {
+				t.Fatalf("edit broke a valid region: %v\nbefore %x", err, orig)
+			}
+		}
+	})
+}
