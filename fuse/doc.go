@@ -45,8 +45,10 @@
 // once one is answered ENOSYS, as every POLL is here. So right after INIT,
 // a mounted Server makes the kernel send one from real syscalls: it opens
 // ProbeName in the mount root (answered by the runtime with ProbeNodeID,
-// never by the FileSystem), polls and closes it; OPEN requests wait until
-// then, and Ready is closed after it. Failures are logged, not fatal.
+// never by the FileSystem), polls and closes it. OPEN, TMPFILE and CREATE
+// outside the root wait until then, and Ready is closed after it: wait for
+// Ready before creating files in the root from the serving process.
+// Failures are logged, not fatal.
 // Sessions on a bare Conn (NewDevConn, fusetest) skip the probe. See
 // pollprobe.go.
 //

@@ -28,8 +28,10 @@ import (
 // runtime answers everything about that file itself. Until the probe is
 // over, OPEN (and CREATE outside the root, and TMPFILE) wait before reaching
 // the FileSystem, so no descriptor on the mount can reach the netpoller
-// before no_poll is set. CREATE in the root is not held: it holds the root
-// directory's lock, which the probe's own LOOKUP needs.
+// before no_poll is set. CREATE in the root is not held: its caller holds
+// the root directory's lock, which the probe's own LOOKUP needs. So code
+// that creates files in the root from the serving process should wait for
+// Ready first; everything else is covered without waiting.
 
 // ProbeName is the file the poll probe opens in the mount root. Only while
 // the probe runs is a LOOKUP of it in the root answered by the runtime;
