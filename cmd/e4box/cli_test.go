@@ -372,7 +372,14 @@ func unmountAndWait(t *testing.T, mnt string) {
 	t.Helper()
 	pids := serverPids(t, mnt)
 	if mounted(t, mnt) {
-		if err := syscall.Unmount(mnt, 0); err != nil {
+		// EBUSY can be transient: something on the machine (a walker of
+		// /tmp, a mount table reader) may hold the mount for a moment.
+		err := syscall.Unmount(mnt, 0)
+		for i := 0; err == syscall.EBUSY && i < 20; i++ {
+			time.Sleep(50 * time.Millisecond)
+			err = syscall.Unmount(mnt, 0)
+		}
+		if err != nil {
 			t.Errorf("unmount %s: %v", mnt, err)
 			syscall.Unmount(mnt, syscall.MNT_DETACH)
 		}
