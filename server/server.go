@@ -60,6 +60,11 @@ type Options struct {
 	// meets an error: it should unmount, which ends the session. Nil
 	// leaves the server read-only instead.
 	Shutdown func()
+	// RemountReadOnly is called once, on its own goroutine, when
+	// errors=remount-ro turns the server read-only, so the mount itself
+	// can become read-only (write(2) then fails at once instead of at
+	// writeback). May be nil.
+	RemountReadOnly func()
 	// Debug also logs, at debug level, the POSIX errors the server
 	// answers with (ENOENT, ENODATA, ...), which are otherwise silent.
 	// The one-line-per-request trace is fuse.Options.Debug.

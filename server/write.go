@@ -50,6 +50,9 @@ func (s *Server) onError(err error) {
 	case ErrorsRemountRO:
 		if s.ro.CompareAndSwap(false, true) {
 			s.log.Error("errors=remount-ro: filesystem error; refusing further modifications", "err", err)
+			if s.opts.RemountReadOnly != nil {
+				go s.opts.RemountReadOnly()
+			}
 		}
 	case ErrorsPanic:
 		s.ro.Store(true)

@@ -336,6 +336,10 @@ func (w *warnings) String() string {
 	return strings.Join(*w.msgs, "; ")
 }
 
+// remountROPatience bounds the retries of errors=remount-ro's remount
+// while files are open for writing.
+const remountROPatience = 5 * time.Minute
+
 // readyTimeout bounds the wait for the kernel's INIT after mount(2).
 const readyTimeout = 30 * time.Second
 
@@ -403,6 +407,24 @@ func serve(req *mountRequest, stderr io.Writer, ready *readiness) (err error) {
 		Atime:    req.opts.atimePolicy(),
 		Debug:    req.opts.debug,
 		Logger:   logger,
+		RemountReadOnly: func() {
+			// The remount fails with EBUSY while any file on the mount is
+			// open for writing (the request that met the error holds one),
+			// so it is retried; meanwhile the server refuses writes itself.
+			flags := uintptr(syscall.MS_REMOUNT | syscall.MS_BIND | syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV)
+			if req.opts.noExec {
+				flags |= syscall.MS_NOEXEC
+			}
+			var err error
+			for deadline := time.Now().Add(remountROPatience); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+				if err = syscall.Mount("", req.mountpoint, "", flags, ""); err != syscall.EBUSY {
+					break
+				}
+			}
+			if err != nil {
+				logger.Error("errors=remount-ro: making the mount read-only (the server refuses writes regardless)", "err", err)
+			}
+		},
 		Shutdown: func() {
 			stopped.Store(true)
 			if err := fuse.Unmount(req.mountpoint, true); err != nil {

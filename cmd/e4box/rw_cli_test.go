@@ -177,35 +177,7 @@ func TestMountErrorsPanic(t *testing.T) {
 	testutil.RequireFuse(t)
 	testutil.RequireE2fsprogs(t)
 	f := newFixture(t)
-	// Give hello.txt an xattr block, then break the block's checksum.
-	val := filepath.Join(f.dir, "val")
-	if err := os.WriteFile(val, bytes.Repeat([]byte("v"), 600), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(testutil.RequireTool(t, "debugfs"), "-w", "-R", "ea_set -f "+val+" /hello.txt user.big", f.img).CombinedOutput(); err != nil {
-		t.Fatalf("debugfs ea_set: %v\n%s", err, out)
-	}
-	stat := testutil.Debugfs(t, f.img, "stat /hello.txt")
-	_, rest, ok := strings.Cut(stat, "File ACL: ")
-	if !ok {
-		t.Fatalf("no xattr block:\n%s", stat)
-	}
-	var blk int64
-	if _, err := fmt.Sscan(strings.Fields(rest)[0], &blk); err != nil || blk == 0 {
-		t.Fatalf("xattr block %q: %v", strings.Fields(rest)[0], err)
-	}
-	bs := int64(1024) // newFixture's 32 MiB image gets 1 KiB blocks
-	if strings.Contains(testutil.Debugfs(t, f.img, "stats"), "Block size:               4096") {
-		bs = 4096
-	}
-	fh, err := os.OpenFile(f.img, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := fh.WriteAt(bytes.Repeat([]byte{0x5a}, 16), blk*bs+bs-40); err != nil {
-		t.Fatal(err)
-	}
-	fh.Close()
+	corruptXattrBlock(t, f)
 
 	mnt := f.mnt()
 	cmd := exec.Command(e4boxBin, "mount", "-f", "-o", "errors=panic", f.img, mnt)
@@ -244,4 +216,69 @@ func TestMountErrorsPanic(t *testing.T) {
 		t.Error("still mounted after errors=panic")
 		syscall.Unmount(mnt, syscall.MNT_DETACH)
 	}
+}
+
+// corruptXattrBlock gives /hello.txt an xattr block and breaks its
+// checksum, so the next SETXATTR on it meets corruption.
+func corruptXattrBlock(t *testing.T, f *fixture) {
+	t.Helper()
+	val := filepath.Join(f.dir, "val")
+	if err := os.WriteFile(val, bytes.Repeat([]byte("v"), 600), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(testutil.RequireTool(t, "debugfs"), "-w", "-R", "ea_set -f "+val+" /hello.txt user.big", f.img).CombinedOutput(); err != nil {
+		t.Fatalf("debugfs ea_set: %v\n%s", err, out)
+	}
+	stat := testutil.Debugfs(t, f.img, "stat /hello.txt")
+	_, rest, ok := strings.Cut(stat, "File ACL: ")
+	if !ok {
+		t.Fatalf("no xattr block:\n%s", stat)
+	}
+	var blk int64
+	if _, err := fmt.Sscan(strings.Fields(rest)[0], &blk); err != nil || blk == 0 {
+		t.Fatalf("xattr block %q: %v", strings.Fields(rest)[0], err)
+	}
+	bs := int64(1024) // newFixture's 32 MiB image gets 1 KiB blocks
+	if strings.Contains(testutil.Debugfs(t, f.img, "stats"), "Block size:               4096") {
+		bs = 4096
+	}
+	fh, err := os.OpenFile(f.img, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fh.WriteAt(bytes.Repeat([]byte{0x5a}, 16), blk*bs+bs-40); err != nil {
+		t.Fatal(err)
+	}
+	fh.Close()
+
+}
+
+// TestMountErrorsRemountRO: with errors=remount-ro, corruption met by a
+// modification makes the mount itself read-only; it unmounts normally.
+func TestMountErrorsRemountRO(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFuse(t)
+	testutil.RequireE2fsprogs(t)
+	f := newFixture(t)
+	corruptXattrBlock(t, f)
+	mnt := f.mnt()
+	if r := e4box(t, "mount", "-o", "errors=remount-ro", f.img, mnt); r.code != 0 {
+		t.Fatalf("mount: %+v", r)
+	}
+	t.Cleanup(func() { unmountAndWait(t, mnt) })
+	if err := syscall.Setxattr(filepath.Join(mnt, "hello.txt"), "user.new", []byte("x"), 0); !isErrno(err, syscall.EUCLEAN) {
+		t.Errorf("setxattr on a corrupt xattr block: %v, want EUCLEAN", err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(mountLine(t, mnt), " fuse.e4box ro,"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("mount not read-only after the error: %q", mountLine(t, mnt))
+		}
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "new"), []byte("x"), 0o644); !isErrno(err, syscall.EROFS) {
+		t.Errorf("create after remount-ro: %v, want EROFS", err)
+	}
+	if got, err := os.ReadFile(filepath.Join(mnt, "hello.txt")); err != nil || string(got) != "hello, e4box\n" {
+		t.Errorf("read after remount-ro: %q, %v", got, err)
+	}
+	unmountAndWait(t, mnt)
 }
