@@ -1,6 +1,7 @@
 package ext4
 
 import (
+	"bytes"
 	"syscall"
 
 	"github.com/e4box/e4box/ext4/disk"
@@ -182,6 +183,8 @@ func (fs *FS) Symlink(dir Ino, name, target []byte, c Cred) (*Inode, error) {
 	switch {
 	case len(target) == 0:
 		return nil, syscall.ENOENT
+	case bytes.IndexByte(target, 0) >= 0: // a C string on every path in
+		return nil, syscall.EINVAL
 	case len(target)+1 > fs.bsize:
 		return nil, syscall.ENAMETOOLONG
 	}
