@@ -446,7 +446,7 @@ func TestNamespaceOps(t *testing.T) {
 				m.symlink(fmt.Sprintf("d/l%d", n), strings.Repeat("x", n-1)+"y")
 			}
 			m.expectErr("symlink too long", syscall.ENAMETOOLONG, func() error {
-				_, err := fs.Symlink(RootIno, []byte("long"), make([]byte, bs), m.cred)
+				_, err := fs.Symlink(RootIno, []byte("long"), []byte(strings.Repeat("x", bs)), m.cred)
 				return err
 			})
 			// Every special type; device numbers in both encodings.
