@@ -114,6 +114,13 @@ func (m *nsModel) add(p string, in *Inode, target string) {
 		m.t.Fatalf("%s: nil inode", p)
 	}
 	m.nodes[p] = &mnode{ino: in.Ino, mode: in.Mode & sIFMT, target: target, rdev: in.Rdev()}
+	// The live read path sees the change at once (cached inodes and blocks
+	// follow the transaction).
+	if d, name := split(p); m.nodes[d] != nil {
+		if ino, err := m.fs.Lookup(m.nodes[d].ino, name); err != nil || ino != in.Ino {
+			m.t.Fatalf("lookup %s right after creating it: %d, %v", p, ino, err)
+		}
+	}
 }
 
 func (m *nsModel) mkdir(p string) {
@@ -195,6 +202,9 @@ func (m *nsModel) unlink(p string) {
 	delete(m.nodes, p)
 	in, err := m.fs.Unlink(m.dir(d), name)
 	m.check("unlink "+p, err, nil)
+	if _, err := m.fs.Lookup(m.dir(d), name); err != syscall.ENOENT {
+		m.t.Fatalf("lookup %s right after unlinking it: %v", p, err)
+	}
 	if int(in.Nlink) != m.links(ino) {
 		m.t.Fatalf("unlink %s: nlink %d, model %d", p, in.Nlink, m.links(ino))
 	}
