@@ -75,6 +75,10 @@ type FS struct {
 	// stat holds the statfs counts computed at Open from the group descriptors
 	// (like the kernel's percpu counters); the write path updates it.
 	stat Statfs
+	// orphans holds the inodes unlinked during this mount while still in
+	// use (on the on-disk orphan list, nlink 0): they stay readable until
+	// Evict frees them. Changed only at commit, under mu held exclusively.
+	orphans map[Ino]struct{}
 
 	icache inodeCache
 
@@ -169,6 +173,7 @@ func Open(dev blockdev.Device, opts Options) (*FS, error) {
 		return nil, err
 	}
 	fs.icache.init(4096)
+	fs.orphans = make(map[Ino]struct{})
 
 	fs.computeStatfsLocked()
 	root, err := fs.inodeLocked(RootIno)

@@ -192,7 +192,11 @@ func (fs *FS) readInodeLocked(ino Ino) (*Inode, error) {
 	}
 	r := &in.raw
 	if r.LinksCount == 0 && (ino >= fs.firstIno || ino == RootIno) {
-		return nil, syscall.ESTALE // deleted, or never allocated
+		// Deleted or never allocated, unless it was unlinked during this
+		// mount while still open: such an orphan stays readable until Evict.
+		if _, open := fs.orphans[ino]; !open {
+			return nil, syscall.ESTALE
+		}
 	}
 	in.Mode = r.Mode
 	in.Uid, in.Gid = r.Uid(), r.Gid()

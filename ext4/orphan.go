@@ -46,6 +46,7 @@ func (tx *Tx) orphanAddLocked(r *inodeRef) {
 	fs.sb.LastOrphan = uint32(r.Ino)
 	tx.sbDirty = true
 	tx.dirtyInodeLocked(r)
+	tx.orphanAdds = append(tx.orphanAdds, r.Ino)
 }
 
 // orphanDelLocked takes r off the orphan list (the kernel's
@@ -83,6 +84,7 @@ func (tx *Tx) orphanDelLocked(r *inodeRef) error {
 	}
 	r.Raw.Dtime = 0
 	tx.dirtyInodeLocked(r)
+	tx.orphanDels = append(tx.orphanDels, r.Ino)
 	return nil
 }
 

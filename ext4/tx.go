@@ -68,6 +68,9 @@ type Tx struct {
 
 	sbDirty bool
 
+	// orphanAdds and orphanDels change fs.orphans when the commit succeeds.
+	orphanAdds, orphanDels []Ino
+
 	// Saved at the start, restored when the transaction fails.
 	savedSB   disk.Superblock
 	savedStat Statfs
@@ -148,6 +151,12 @@ func (fs *FS) update(c *Cred, fn func(tx *Tx) error) error {
 		tx.abortLocked()
 		fs.sb.State |= disk.StateError
 		return err
+	}
+	for _, ino := range tx.orphanAdds {
+		fs.orphans[ino] = struct{}{}
+	}
+	for _, ino := range tx.orphanDels {
+		delete(fs.orphans, ino)
 	}
 	return nil
 }
