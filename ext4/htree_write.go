@@ -132,7 +132,7 @@ func (tx *Tx) dxLeafLocked(d *inodeRef, path []dxLevel) (uint64, *bcache.Buf, er
 	return lblk, b, err
 }
 
-// writeNode encodes an index level back into its buffer and schedules it.
+// writeNodeLocked encodes an index level back into its buffer and schedules it.
 func (tx *Tx) writeNodeLocked(d *inodeRef, l *dxLevel) {
 	fs := tx.fs
 	l.node.Encode(l.buf.Data)

@@ -89,13 +89,13 @@ func (tx *Tx) lookupNameLocked(d *inodeRef, name []byte) (*dirSlot, *inodeRef, e
 	return s, r, nil
 }
 
-// touchDir sets a directory's mtime and ctime after an entry change.
+// touchDirLocked sets a directory's mtime and ctime after an entry change.
 func (tx *Tx) touchDirLocked(d *inodeRef) {
 	touch(d, true, true)
 	tx.dirtyInodeLocked(d)
 }
 
-// createLocked is the common part of Mknod, Mkdir and Symlink: in one
+// create is the common part of Mknod, Mkdir and Symlink: in one
 // transaction, check the name, allocate an inode of the given mode, let
 // setup fill it in, and link it into dir.
 func (fs *FS) create(dir Ino, name []byte, mode uint16, c Cred, setup func(tx *Tx, d, r *inodeRef) error) (*Inode, error) {
