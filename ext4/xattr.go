@@ -127,9 +127,18 @@ func (fs *FS) ListXattr(ino Ino) ([]string, error) {
 			if !visibleXattr(es[i].NameIndex) {
 				continue
 			}
-			if n, ok := disk.XattrFullName(es[i].NameIndex, es[i].Name); ok {
-				names = append(names, n)
+			n, ok := disk.XattrFullName(es[i].NameIndex, es[i].Name)
+			if !ok {
+				continue
 			}
+			// A damaged entry can make a name no getxattr finds (an ACL
+			// index with a name, "user." alone): list only names that
+			// lead back to it.
+			if idx, _, ok := disk.XattrSplitName(n); !ok || idx != es[i].NameIndex {
+				fs.corruptf("xattr", ino, 0, "entry name %q (index %d) cannot be looked up", es[i].Name, es[i].NameIndex)
+				continue
+			}
+			names = append(names, n)
 		}
 	}
 	return names, nil
