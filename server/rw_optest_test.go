@@ -111,7 +111,7 @@ func TestRWOptest(t *testing.T) {
 				Reference: optest.Tmpfs(t),
 				Features:  optest.FeaturesFor(v),
 			})
-			t.Logf("%d steps, %d comparisons; ok by kind: %v", res.Steps, res.Compares, res.OK)
+			t.Logf("%d steps, %d comparisons, largest file %d bytes; ok by kind: %v", res.Steps, res.Compares, res.MaxSize, res.OK)
 			m.unmount(t)
 			res.VerifyImage(t, img, optest.TargetDir)
 
@@ -119,6 +119,9 @@ func TestRWOptest(t *testing.T) {
 			ro := mountE4box(t, img, t.TempDir())
 			res.Compare(t, filepath.Join(ro.dir, optest.TargetDir))
 			ro.unmount(t)
+			if res.Steps >= 2000 {
+				res.CheckCoverage(t)
+			}
 		})
 	}
 }
@@ -130,6 +133,9 @@ func TestRWENOSPC(t *testing.T) {
 	requireRW(t)
 	for i, v := range rwVariants {
 		t.Run(v.Name, func(t *testing.T) {
+			if testing.Short() && v.Name != testutil.Ext4.Name {
+				t.Skip("-short: ENOSPC on ext4 only (all variants run without -short)")
+			}
 			img := optest.NewImage(t, v, 48, 2048)
 			m := mountOptestRW(t, img)
 			rep := optest.Fill(t, optest.FillConfig{

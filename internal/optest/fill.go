@@ -138,7 +138,7 @@ func Fill(t testing.TB, cfg FillConfig) *FillReport {
 		return f
 	}
 	bigPhase := true
-	for ; rep.Steps < cfg.MaxSteps && failures < 400; rep.Steps++ {
+	for ; rep.Steps < cfg.MaxSteps && failures < 200; rep.Steps++ {
 		dir := dirs[r.IntN(len(dirs))]
 		if bigPhase {
 			// Large files first, until the blocks run out.

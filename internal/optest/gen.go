@@ -66,6 +66,9 @@ func newGen(cfg Config, run *runner) *gen {
 	if !f.Mmap {
 		w[opMmapWrite] = 0
 	}
+	if !f.CopyRange {
+		w[opCopyRange] = 0
+	}
 	if f.Fallocate == 0 {
 		w[opFallocate], w[opHFallocate] = 0, 0
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -175,7 +176,7 @@ func TestCompareDetects(t *testing.T) {
 		t.Fatal(err)
 	}
 	if p, off, ok := pageHole(snap, refLayout); ok {
-		zeros := make([]byte, holeGranularity)
+		zeros := make([]byte, pageSize)
 		mutations = append(mutations, struct {
 			what string
 			do   func() error
@@ -234,19 +235,26 @@ func flipByte(p string) error {
 	return err
 }
 
-// pageHole finds a regular file with a page-aligned hole inside its size.
+// pageHole finds a regular file with a hole wider than twice holeMargin
+// plus a page, and returns a page-aligned offset in its middle.
 func pageHole(snap map[string]testutil.Entry, ls map[string][]testutil.Region) (string, int64, bool) {
+	var paths []string
 	for p, e := range snap {
-		if e.Type != unix.S_IFREG {
-			continue
+		if e.Type == unix.S_IFREG {
+			paths = append(paths, p)
 		}
+	}
+	slices.Sort(paths)
+	for _, p := range paths {
 		end := int64(0)
-		for _, r := range append(ls[p], testutil.Region{Off: e.Size}) {
-			if hole := (end + holeGranularity - 1) / holeGranularity * holeGranularity; hole+holeGranularity <= r.Off {
-				return p, hole, true
+		for _, r := range append(ls[p], testutil.Region{Off: snap[p].Size}) {
+			if r.Off-end > 2*holeMargin+2*pageSize {
+				return p, (end + r.Off) / 2 / pageSize * pageSize, true
 			}
 			end = r.Off + r.Len
 		}
 	}
 	return "", 0, false
 }
+
+const pageSize = 4096

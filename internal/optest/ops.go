@@ -456,9 +456,10 @@ func readOutcome(fd int, off, n int64) string {
 	return fmt.Sprintf("ok n=%d data=%s", got, sum(b[:got]))
 }
 
-// fallocate applies the operation's mode; the reference (tmpfs) has no
-// ZERO_RANGE, so there it is a punched hole plus, without KEEP_SIZE, an
-// extension: the same bytes and size.
+// fallocate applies the operation's mode. The reference (tmpfs) has no
+// ZERO_RANGE: there it writes zeros over the range (only inside the size
+// with KEEP_SIZE), which reads the same and leaves data wherever the
+// target may have written zeros rather than made a hole.
 func fallocate(fd int, o *op, side int) string {
 	mode := uint32(o.flags)
 	if side == sideRef && mode&unix.FALLOC_FL_ZERO_RANGE != 0 {
@@ -470,13 +471,26 @@ func fallocate(fd int, o *op, side int) string {
 			// Let the kernel give the errno a real ZERO_RANGE would.
 			return result(unix.Fallocate(fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, o.off, o.n))
 		}
-		if err := unix.Fallocate(fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, o.off, o.n); err != nil {
+		end := o.off + o.n
+		if mode&unix.FALLOC_FL_KEEP_SIZE != 0 {
+			end = min(end, st.Size)
+		}
+		if end <= o.off {
+			return "ok"
+		}
+		// pwrite on an O_APPEND descriptor appends: drop the flag
+		// meanwhile.
+		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+		if err != nil {
 			return errName(err)
 		}
-		if mode&unix.FALLOC_FL_KEEP_SIZE == 0 && o.off+o.n > st.Size {
-			return result(unix.Ftruncate(fd, o.off+o.n))
+		if fl&unix.O_APPEND != 0 {
+			if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl&^unix.O_APPEND); err != nil {
+				return errName(err)
+			}
+			defer unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl)
 		}
-		return "ok"
+		return result(pwriteAll(fd, make([]byte, end-o.off), o.off))
 	}
 	return result(unix.Fallocate(fd, mode, o.off, o.n))
 }

@@ -30,9 +30,10 @@ type Features struct {
 	RenameExchange bool // RENAME_EXCHANGE
 	Mknod          bool // FIFOs, sockets, char and block devices
 	Mmap           bool // writes through shared mappings
+	CopyRange      bool // copy_file_range(2)
 	// Fallocate is the set of Falloc* modes supported. The reference
-	// (tmpfs) has no ZERO_RANGE: it is emulated there with a punched hole
-	// and a truncate, which reads the same.
+	// (tmpfs) has no ZERO_RANGE: it is emulated there by writing zeros,
+	// which reads the same.
 	Fallocate int
 	// XattrBudget is the room, in ext4 entry bytes (16 + name and value
 	// each rounded up to 4), that one inode's user xattrs may take: ext4
@@ -46,7 +47,7 @@ type Features struct {
 
 // AllFeatures is what an ext4 file system with 4 KiB blocks supports.
 func AllFeatures() Features {
-	return Features{Xattrs: true, Hardlinks: true, RenameExchange: true, Mknod: true, Mmap: true,
+	return Features{Xattrs: true, Hardlinks: true, RenameExchange: true, Mknod: true, Mmap: true, CopyRange: true,
 		Fallocate: FallocAll, XattrBudget: 4096 - 64, MaxSymlink: 4095}
 }
 
@@ -141,10 +142,13 @@ type Result struct {
 	// them whose mtime it compared.
 	Compares              int
 	Entries, PinnedMtimes int
+	// MaxSize is the largest file any comparison covered.
+	MaxSize int64
 
-	ref    string
-	layout bool
-	pinned map[uint64]bool // reference inodes whose mtime was set explicitly and not touched since
+	ref     string
+	layout  bool
+	enabled []string        // the kinds the generator could draw
+	pinned  map[uint64]bool // reference inodes whose mtime was set explicitly and not touched since
 }
 
 // logLen is how many recent operations a failure shows.
@@ -195,6 +199,11 @@ func Run(t testing.TB, cfg Config) *Result {
 			layout: cfg.CompareLayout, pinned: map[uint64]bool{}},
 	}
 	r.g = newGen(cfg, r)
+	for k, w := range r.g.weight {
+		if w > 0 {
+			r.res.enabled = append(r.res.enabled, opKind(k).String())
+		}
+	}
 	defer r.closeAll()
 	r.prepareRoots()
 	for r.step = 1; r.step <= cfg.Steps; r.step++ {
@@ -387,6 +396,9 @@ func (r *runner) compareTrees() {
 		if r.res.pinned[e.Ino] {
 			r.res.PinnedMtimes++
 		}
+		if e.Type == unix.S_IFREG {
+			r.res.MaxSize = max(r.res.MaxSize, e.Size)
+		}
 	}
 }
 
@@ -533,12 +545,15 @@ func dataRegions(p string, sz int64) ([]testutil.Region, error) {
 	return rs, nil
 }
 
-// holeGranularity is a page: tmpfs allocates pages, ext4 blocks of at
-// most a page.
-const holeGranularity = 4096
+// holeMargin is how far from the reference's data the target may have
+// data too. ext4 turns small unwritten extents, and unwritten parts of up
+// to 32 KiB next to a write, into written zeros rather than split them;
+// tmpfs allocates whole pages. Holes farther than this from any data must
+// stay holes.
+const holeMargin = 64 << 10
 
 // holesFilled lists the regular files of got that have data regions
-// outside want's (rounded out to pages): sparse files must stay sparse.
+// outside want's (widened by holeMargin): sparse files must stay sparse.
 // Fewer data regions are fine (a file system may keep written zeros or
 // preallocated space as holes).
 func holesFilled(want, got map[string][]testutil.Region) []string {
@@ -559,14 +574,13 @@ func holesFilled(want, got map[string][]testutil.Region) []string {
 	return out
 }
 
-// covered reports whether r lies within regions rounded out to pages.
+// covered reports whether r lies within regions widened by holeMargin.
 func covered(regions []testutil.Region, r testutil.Region) bool {
-	const g = holeGranularity
 	off, end := r.Off, r.Off+r.Len
 	for _, w := range regions {
-		lo, hi := w.Off/g*g, (w.Off+w.Len+g-1)/g*g
+		lo, hi := w.Off-holeMargin, w.Off+w.Len+holeMargin
 		if off >= lo && off < hi {
-			off = hi // regions are sorted and disjoint
+			off = hi // regions are sorted, so off only grows
 		}
 		if off >= end {
 			return true
@@ -588,6 +602,17 @@ func (res *Result) VerifyImage(t testing.TB, img, sub string) {
 	testutil.LoopMount(t, img, mnt, true)
 	res.Compare(t, abs(mnt, sub))
 	testutil.Unmount(t, mnt)
+}
+
+// CheckCoverage is what a full run (thousands of steps) must have done:
+// every operation kind the features allow succeeded at least once, and
+// some file grew past 4 GiB.
+func (res *Result) CheckCoverage(t testing.TB) {
+	t.Helper()
+	res.Coverage(t, res.enabled...)
+	if res.MaxSize <= 4<<30 {
+		t.Errorf("optest: no file grew past 4 GiB in %d steps (largest %d bytes)", res.Steps, res.MaxSize)
+	}
 }
 
 // Coverage fails t unless every operation kind in kinds succeeded at least

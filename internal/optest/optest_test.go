@@ -1,7 +1,9 @@
 package optest
 
 import (
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/e4box/e4box/internal/testutil"
@@ -31,8 +33,40 @@ func kernelTarget(t *testing.T, v testutil.Variant, sizeMB, inodes int) (img, mn
 	t.Helper()
 	img = NewImage(t, v, sizeMB, inodes)
 	mnt = t.TempDir()
-	testutil.LoopMount(t, img, mnt, false)
+	if v.HasFeature("inline_data") {
+		// With delayed allocation, the kernel (6.18) now and then
+		// writes a file that was created inline and grown past it by
+		// one large write with the wrong contents: the live mount reads
+		// right, a fresh mount of the image does not (about one run in
+		// ten). Without delalloc it does not, so the oracle mounts so.
+		loopMountOpts(t, img, mnt, "nodelalloc")
+	} else {
+		testutil.LoopMount(t, img, mnt, false)
+	}
 	return img, mnt, filepath.Join(mnt, TargetDir)
+}
+
+// loopMountOpts is testutil.LoopMount (read-write) with mount options.
+func loopMountOpts(t *testing.T, img, dir, opts string) {
+	t.Helper()
+	out, err := exec.Command("losetup", "--find", "--show", img).CombinedOutput()
+	if err != nil {
+		t.Fatalf("losetup %s: %v: %s", img, err, out)
+	}
+	dev := strings.TrimSpace(string(out))
+	t.Cleanup(func() {
+		if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
+			t.Errorf("losetup -d %s: %v: %s", dev, err, out)
+		}
+	})
+	if out, err := exec.Command("mount", "-t", "ext4", "-o", opts, dev, dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount -o %s %s %s: %v: %s", opts, dev, dir, err, out)
+	}
+	t.Cleanup(func() {
+		if ok, _ := testutil.IsMountPoint(dir); ok {
+			testutil.Unmount(t, dir)
+		}
+	})
 }
 
 func TestKernelRun(t *testing.T) {
@@ -57,16 +91,14 @@ func TestKernelRun(t *testing.T) {
 				// See Config.SeekFallback.
 				SeekFallback: v.HasFeature("inline_data"),
 			})
-			t.Logf("%d steps, %d comparisons, last of %d entries (%d with pinned mtimes); ok by kind: %v",
-				res.Steps, res.Compares, res.Entries, res.PinnedMtimes, res.OK)
+			t.Logf("%d steps, %d comparisons, last of %d entries (%d with pinned mtimes), largest file %d bytes; ok by kind: %v",
+				res.Steps, res.Compares, res.Entries, res.PinnedMtimes, res.MaxSize, res.OK)
 			testutil.Unmount(t, mnt)
 			res.VerifyImage(t, img, TargetDir)
 			if res.Steps < 2000 {
 				return // too few steps to expect every kind to have succeeded
 			}
-			res.Coverage(t, "create", "write", "read", "truncate", "rename", "link", "unlink",
-				"mkdir", "rmdir", "symlink", "mknod", "setxattr", "removexattr", "chmod", "chown",
-				"utimens", "unlinked-write", "open", "h-write", "h-read", "close")
+			res.CheckCoverage(t)
 		})
 	}
 }
