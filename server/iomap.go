@@ -137,10 +137,15 @@ func (s *Server) IomapBegin(r *fuse.Request, in *fuseproto.IomapBeginIn, out *fu
 		return errno
 	}
 	op := in.Opflags
-	if in.Count == 0 || in.Pos > math.MaxInt64 {
+	write := op&fuseproto.IomapOpWrite != 0
+	switch {
+	case in.Count == 0:
+		return syscall.EINVAL
+	case in.Pos > math.MaxInt64 && write: // past any file the kernel allows
+		return syscall.EFBIG
+	case in.Pos > math.MaxInt64:
 		return syscall.EINVAL
 	}
-	write := op&fuseproto.IomapOpWrite != 0
 	if write {
 		if errno := s.writable(); errno != 0 {
 			return errno

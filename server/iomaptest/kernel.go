@@ -43,6 +43,7 @@ package iomaptest
 
 import (
 	"fmt"
+	"math"
 	"syscall"
 	"unsafe"
 
@@ -138,7 +139,9 @@ func (k *Kernel) begin(f *file, op fuseproto.IomapOpFlags, pos, count int64) (io
 	if err != nil {
 		return Mapping{}, Mapping{}, err
 	}
-	read := Mapping{Offset: int64(out.Offset), Length: int64(out.Length), Type: out.ReadType,
+	// loff_t arithmetic: a mapping reaching past 2^63 ends there.
+	length := int64(min(out.Length, uint64(math.MaxInt64)-out.Offset))
+	read := Mapping{Offset: int64(out.Offset), Length: length, Type: out.ReadType,
 		Flags: out.ReadFlags, Addr: out.ReadAddr}
 	if read.fd, err = k.resolve(out.ReadDev, out); err != nil {
 		return Mapping{}, Mapping{}, k.reject(err)
@@ -223,6 +226,12 @@ func (k *Kernel) resolve(cookie uint32, out *fuseproto.IomapBeginOut) (int, erro
 		return -1, &DeviceError{Cookie: cookie, Out: *out}
 	}
 	return int(fds[idx]), nil
+}
+
+// Registered reports whether cookie names a registered device.
+func (k *Kernel) Registered(cookie uint32) bool {
+	_, err := k.resolve(cookie, &fuseproto.IomapBeginOut{})
+	return err == nil
 }
 
 // end sends FUSE_IOMAP_END when iomap_end would (§2.5 of the spec): the

@@ -342,7 +342,13 @@ func (k *Kernel) readIn(f *file, off, end int64) error {
 		if m.Type == fuseproto.IomapTypeDelalloc || m.Type == fuseproto.IomapTypeInline {
 			return fmt.Errorf("iomaptest: read over a %v mapping: %w", m.Type, syscall.EIO)
 		}
-		stop := min(last, (m.End()+bs-1)/bs)
+		stop := last
+		if m.End() < last*bs {
+			stop = (m.End() + bs - 1) / bs
+		}
+		if stop <= b {
+			return fmt.Errorf("iomaptest: read mapping [%d,+%d) ends before %d: %w", m.Offset, m.Length, pos, syscall.EIO)
+		}
 		for ; b < stop; b++ {
 			page, err := k.fill(f, b, &m)
 			if err != nil {
