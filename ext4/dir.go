@@ -17,16 +17,16 @@ type DirEntry struct {
 
 // Directory cookies.
 //
-// A cookie is a byte position in the directory's linear block sequence:
-// logical block << blockbits | offset within the block. The entry at that
-// position (or the first one after it) is where a listing resumes; each
-// entry's Next is the position just past it. Positions do not depend on
-// hashing, need no state, and stay valid as long as the directory is not
-// modified, which is all a read-only filesystem needs. htree directories
-// use the same linear positions (their index blocks hold no live entries),
-// so they list in block order rather than hash order; a resumed listing
-// after the directory changed may repeat or miss entries that moved, which
-// POSIX allows for concurrent modification.
+// Linear directories: a cookie is a byte position in the directory's block
+// sequence: logical block << blockbits | offset within the block. The entry
+// at that position (or the first one after it) is where a listing resumes;
+// each entry's Next is the position just past it. Positions need no state;
+// a resumed listing after the directory changed may repeat or miss entries
+// that moved, which POSIX allows for concurrent modification.
+//
+// htree directories list in hash order with hash-derived cookies (see
+// dxPos in htree.go): a leaf split moves entries between blocks, and byte
+// positions would then skip or repeat entries that were never touched.
 //
 // Inline directories have no "." entry on disk and store ".." as a bare
 // inode number: "." is synthesised at cookie 0 (Next 1) and ".." at cookie 1
@@ -168,6 +168,9 @@ func (fs *FS) ReadDir(dir Ino, cookie uint64, fn func(e DirEntry) bool) error {
 	if in.hasFlag(disk.InlineDataFL) {
 		return fs.readInlineDirLocked(in, cookie, fn, emit)
 	}
+	if fs.isDx(in) {
+		return fs.dxReadDirLocked(in, cookie, fn)
+	}
 	n, err := fs.dirBlocks(in)
 	if err != nil {
 		return err
@@ -182,11 +185,6 @@ func (fs *FS) ReadDir(dir Ino, cookie uint64, fn func(e DirEntry) bool) error {
 			lblk += d.hole - 1 // holes hold no entries
 			continue
 		}
-		if d.dx && lblk != 0 {
-			continue // nor do interior index blocks
-		}
-		// Block 0 of an indexed directory parses as "." and a ".." whose
-		// rec_len covers the index, so the plain walk is right for it too.
 		from := 0
 		if lblk == cookie>>fs.bshift {
 			from = int(cookie & mask)
