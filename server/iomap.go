@@ -258,8 +258,28 @@ type iomapMap struct {
 	flags          fuseproto.IomapFlags
 }
 
+// extentsFL is EXT4_EXTENTS_FL in i_flags (FS_EXTENT_FL to lsattr).
+const extentsFL = 0x80000
+
 // iomapBegin maps [pos, pos+count) of ino for the kernel operation op.
 func (e *engine) iomapBegin(c ext4.Cred, ino ext4.Ino, pos, count int64, op fuseproto.IomapOpFlags) (iomapMap, error) {
+	m, err := e.iomapBeginOp(c, ino, pos, count, op)
+	if err != nil || m.typ != fuseproto.IomapTypeMapped {
+		return m, err
+	}
+	// Like ext4_set_iomap, a block-mapped file's runs are MERGED: built
+	// from many single-block pointers, not one extent.
+	inode, err := e.fs.Inode(ino)
+	if err != nil {
+		return iomapMap{}, err
+	}
+	if inode.Flags&extentsFL == 0 {
+		m.flags |= fuseproto.IomapFMerged
+	}
+	return m, nil
+}
+
+func (e *engine) iomapBeginOp(c ext4.Cred, ino ext4.Ino, pos, count int64, op fuseproto.IomapOpFlags) (iomapMap, error) {
 	switch {
 	case op&fuseproto.IomapOpReport != 0:
 		return e.iomapRead(ino, pos, count, true)
