@@ -287,6 +287,23 @@ func (r *runner) refIno(rel string, follow bool) uint64 {
 	return st.Ino
 }
 
+// touchedIno is the reference's inode behind p, 0 if none (or not a
+// directory when p is dirOnly).
+func (r *runner) touchedIno(p pathRef) uint64 {
+	var st unix.Stat_t
+	stat := unix.Lstat
+	if p.follow {
+		stat = unix.Stat
+	}
+	if stat(abs(r.cfg.Reference, p.rel), &st) != nil {
+		return 0
+	}
+	if p.dirOnly && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return 0
+	}
+	return st.Ino
+}
+
 // do applies o to both sides and checks that they agree.
 func (r *runner) do(o *op) {
 	r.t.Helper()
@@ -296,7 +313,7 @@ func (r *runner) do(o *op) {
 	// rename moves them) and after (a create makes them).
 	var touched []uint64
 	for _, p := range o.touches() {
-		touched = append(touched, r.refIno(p.rel, p.follow))
+		touched = append(touched, r.touchedIno(p))
 	}
 	if h := r.handleOf(o); h != nil && o.kind.modifiesHandle() {
 		touched = append(touched, h.refIno)
@@ -308,7 +325,7 @@ func (r *runner) do(o *op) {
 	got := o.apply(r, sideTarget)
 	want := o.apply(r, sideRef)
 	for _, p := range o.touches() {
-		touched = append(touched, r.refIno(p.rel, p.follow))
+		touched = append(touched, r.touchedIno(p))
 	}
 	for _, ino := range touched {
 		delete(r.res.pinned, ino)
