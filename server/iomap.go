@@ -348,10 +348,12 @@ func (e *engine) iomapWrite(c ext4.Cred, ino ext4.Ino, pos, count int64, nowait 
 		}
 		// The kernel cannot write into the inode: move the file to
 		// blocks, allocating (unwritten) the block at pos on the way.
+		// Not NEW: block 0 now holds the inline bytes, which a partial
+		// write must read back.
 		if err := e.fs.Fallocate(ino, ext4.FallocKeepSize, pos, 1); err != nil {
 			return iomapMap{}, err
 		}
-		flags |= fuseproto.IomapFNew | fuseproto.IomapFDirty
+		flags |= fuseproto.IomapFDirty
 	}
 	return iomapMap{}, fmt.Errorf("server: inode %d stays inline under writes: %w", ino, syscall.EIO)
 }
@@ -423,6 +425,9 @@ func (e *engine) iomapEnd(ino ext4.Ino, pos, count, written int64, op fuseproto.
 	// ext4's truncate frees what lies past a smaller size: grow to the
 	// reserved end, then cut back, keeping the times as they were.
 	if err := e.fs.ExtendSize(ino, pos+count, false); err != nil {
+		if errors.Is(err, syscall.EFBIG) {
+			return nil // nothing can have been reserved past the limit
+		}
 		return err
 	}
 	_, err = e.fs.SetAttr(ino, &ext4.SetAttr{

@@ -50,7 +50,7 @@ func TestIomapDifferential(t *testing.T) {
 	} else if testing.Short() {
 		nops = 200
 	}
-	variants := []testutil.Variant{testutil.Ext4, testutil.Ext4Block1K, testutil.Ext2, testutil.Ext4NoExtent}
+	variants := []testutil.Variant{testutil.Ext4, testutil.Ext4Block1K, testutil.Ext2, testutil.Ext4NoExtent, testutil.Ext4Inline}
 	for i, v := range variants {
 		t.Run(v.Name, func(t *testing.T) {
 			runIomapDiff(t, v, uint64(i+1), nops)
