@@ -307,3 +307,93 @@ func TestReadDirHtreeResumeAcrossSplits(t *testing.T) {
 		})
 	}
 }
+
+// legacyCollisions returns groups of names with the same legacy (signed)
+// hash, found by brute force: the hash has 31 bits, so a few hundred
+// thousand names hold several colliding pairs.
+func legacyCollisions(t *testing.T, groups int) [][]string {
+	t.Helper()
+	byHash := map[uint32][]string{}
+	var out [][]string
+	for i := 0; len(out) < groups && i < 2_000_000; i++ {
+		n := fmt.Sprintf("c%07d", i)
+		h, _, err := dirhash.Hash(dirhash.Legacy, []byte(n), [4]uint32{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		byHash[h] = append(byHash[h], n)
+		if len(byHash[h]) == 2 {
+			out = append(out, byHash[h])
+		}
+	}
+	if len(out) < groups {
+		t.Fatalf("found %d colliding pairs, want %d", len(out), groups)
+	}
+	return out
+}
+
+// TestReadDirHtreeCollisions lists a legacy-hash directory holding names
+// whose hashes collide (same major, minor 0): each gets its own cookie,
+// so a listing stopped between two of them resumes with the second.
+func TestReadDirHtreeCollisions(t *testing.T) {
+	pairs := legacyCollisions(t, 4)
+	img, _ := kernelHtreeImage(t, "legacy", "-O", "^metadata_csum")
+	fs := openRW(t, img)
+	d := mustResolve(t, fs, "d")
+	for _, p := range pairs {
+		for _, n := range p {
+			if _, err := fs.Mknod(d, []byte(n), sIFREG|0o644, 0, Cred{}); err != nil {
+				t.Fatalf("Mknod %s: %v", n, err)
+			}
+		}
+	}
+	full := listFrom(t, fs, d, 0, 0)
+	at := map[string]int{}
+	for i, e := range full {
+		at[string(e.Name)] = i
+	}
+	for _, p := range pairs {
+		i, j := at[p[0]], at[p[1]]
+		// Equal hashes list together, by name.
+		if i == 0 || j != i+1 {
+			t.Fatalf("colliding %q and %q listed at %d and %d", p[0], p[1], i, j)
+		}
+		if full[i-1].Next == full[i].Next {
+			t.Fatalf("colliding %q and %q share cookie %#x", p[0], p[1], full[i].Next)
+		}
+		// Resume between them.
+		rest := entryNames(listFrom(t, fs, d, full[i].Next, 0))
+		if !slices.Equal(rest, entryNames(full[j:])) {
+			t.Fatalf("resuming after %q lists %d entries starting %q, want %d starting %q",
+				p[0], len(rest), rest[0], len(full)-j, p[1])
+		}
+	}
+	// In chunks of one, as the smallest reply buffer would.
+	if got := entryNames(listFrom(t, fs, d, 0, 1)); !slices.Equal(got, entryNames(full)) {
+		t.Fatalf("chunks of 1: %d entries, want %d", len(got), len(full))
+	}
+}
+
+// TestDxRankSaturates checks positions within an oversized collision
+// group: ranks count up, then the tail shares the last rank.
+func TestDxRankSaturates(t *testing.T) {
+	var batch []dxEnt
+	for i := range dxMaxRank + 10 {
+		batch = append(batch, dxEnt{major: 0x1234, minor: 0x5678, name: fmt.Appendf(nil, "n%04d", i)})
+	}
+	batch = append(batch, dxEnt{major: 0x1234, minor: 0x5678 + 1<<9, name: []byte("other")})
+	pos := dxRank(batch)
+	k := dxKey(0x1234, 0x5678)
+	for i := range batch[:len(batch)-1] {
+		if want := dxPos(k, min(i, dxMaxRank)); pos[i] != want {
+			t.Fatalf("entry %d at %#x, want %#x", i, pos[i], want)
+		}
+	}
+	if last := pos[len(pos)-1]; last != dxPos(k+1, 0) {
+		t.Fatalf("next key's entry at %#x, want %#x", last, dxPos(k+1, 0))
+	}
+	// The largest position stays clear of the end marker and loff_t's sign.
+	if top := dxPos(dxKeyLimit-1, dxMaxRank); top >= dxEOFPos {
+		t.Fatalf("largest position %#x reaches the end marker", top)
+	}
+}
