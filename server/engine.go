@@ -10,9 +10,9 @@ import (
 )
 
 // engine is the server's data path: the single place that turns a file
-// range into I/O. It is shaped like fuse-iomap's three upcalls so that a
-// later FUSE_IOMAP_BEGIN/END/IOEND handler answers from the same code the
-// classic READ and WRITE handlers use:
+// range into I/O. It is shaped like fuse-iomap's three upcalls, so the
+// FUSE_IOMAP_BEGIN/END/IOEND handlers (iomap.go) answer from the same
+// code the classic READ, WRITE and LSEEK handlers use:
 //
 //   - begin(ino, pos, count, op) returns the mapping covering pos: Map for
 //     reads and reports, MapWrite for writes (holes become unwritten
@@ -25,9 +25,10 @@ import (
 //     the blocks keep reading as zeros.
 //
 // The classic WRITE is a client of the three: begin(WRITE), pwrite at the
-// mapped device offset, ioend. File data is read and written at the
-// device offsets that ext4 maps (fs.WriteData/ReadAt), never through the
-// metadata cache.
+// mapped device offset, ioend; READ is begin(0) then pread, and LSEEK
+// walks begin(REPORT) mappings. File data is read and written at the
+// device offsets that ext4 maps (fs.WriteData/ReadData), never through
+// the metadata cache.
 type engine struct {
 	fs    *ext4.FS
 	bs    int64    // block size

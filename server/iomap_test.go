@@ -85,8 +85,8 @@ func (f *iomapFixture) close() {
 // finish writes back, closes and requires e2fsck -fn to be clean.
 func (f *iomapFixture) finish() {
 	f.t.Helper()
-	if err := f.k.Sync(); err != nil {
-		f.t.Fatalf("sync: %v", err)
+	if err := f.k.Destroy(); err != nil {
+		f.t.Fatalf("destroy: %v", err)
 	}
 	f.close()
 	testutil.E2fsckClean(f.t, f.img)

@@ -279,6 +279,17 @@ func (k *Kernel) headerOnly(op fuseproto.Opcode, nodeid uint64, body []byte) err
 	return nil
 }
 
+// Destroy is the end of an iomap mount: dirty pages are written back and
+// FUSE_DESTROY is sent (the kernel sends it to iomap sessions, fuseblk or
+// not) and its reply awaited, so the server flushes before umount
+// returns.
+func (k *Kernel) Destroy() error {
+	if err := k.Sync(); err != nil {
+		return err
+	}
+	return k.headerOnly(fuseproto.OpDestroy, 0, nil)
+}
+
 // do sends a classic request and returns its payload or errno.
 func (k *Kernel) do(op fuseproto.Opcode, nodeid uint64, parts ...[]byte) ([]byte, error) {
 	return doRequest(k.S, op, nodeid, parts...)
