@@ -48,6 +48,12 @@ func TestFusermountPath(t *testing.T) {
 	s.conn, s.mountpoint = &devConn{fd: fd}, dir
 	served := make(chan error, 1)
 	go func() { served <- s.Serve() }()
+	// Until the poll probe has closed its file, the mount is busy.
+	select {
+	case <-s.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("session not ready")
+	}
 
 	fi, err := os.Stat(dir)
 	if err != nil || fi.Mode().Perm() != 0o750 || !fi.IsDir() {

@@ -482,23 +482,20 @@ func serve(req *mountRequest, stderr io.Writer, ready *readiness) (err error) {
 	return nil
 }
 
-// waitInit returns once the kernel's INIT has been answered, so the mount
-// is live when the caller reports readiness.
+// waitInit returns once the session is ready: the kernel's INIT has been
+// answered and the fuse layer's own poll probe of the mount has finished,
+// so the mount is live and an immediate unmount is not refused as busy.
 func waitInit(sess *fuse.Server, errc chan error) error {
-	deadline := time.Now().Add(readyTimeout)
-	for sess.Protocol() == nil {
-		select {
-		case err := <-errc:
-			errc <- err // leave it for the caller's final wait
-			if err == nil {
-				err = errors.New("unmounted before the kernel initialised the session")
-			}
-			return fmt.Errorf("serving %s: %w", sess.Mountpoint(), err)
-		case <-time.After(time.Millisecond):
+	select {
+	case <-sess.Ready():
+		return nil
+	case err := <-errc:
+		errc <- err // leave it for the caller's final wait
+		if err == nil {
+			err = errors.New("unmounted before the kernel initialised the session")
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("serving %s: kernel did not initialise the session within %v", sess.Mountpoint(), readyTimeout)
-		}
+		return fmt.Errorf("serving %s: %w", sess.Mountpoint(), err)
+	case <-time.After(readyTimeout):
+		return fmt.Errorf("serving %s: kernel did not initialise the session within %v", sess.Mountpoint(), readyTimeout)
 	}
-	return nil
 }
