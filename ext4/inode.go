@@ -198,6 +198,11 @@ func (fs *FS) readInodeLocked(ino Ino) (*Inode, error) {
 			return nil, syscall.ESTALE
 		}
 	}
+	if modeToDT(r.Mode) == DTUnknown && (ino >= fs.firstIno || ino == RootIno) {
+		// ext4_iget's "bogus i_mode": no file type to serve it as (FUSE
+		// would fail it with EIO after the kernel rejects the attributes).
+		return nil, fs.corruptf("inode", ino, blk, "bogus i_mode %#o", r.Mode)
+	}
 	in.Mode = r.Mode
 	in.Uid, in.Gid = r.Uid(), r.Gid()
 	in.Size = r.Size()

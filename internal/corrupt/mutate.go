@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 
 	"github.com/e4box/e4box/ext4/disk"
@@ -40,7 +41,7 @@ func (m *Mutation) Revert(img []byte) { copy(img[m.Offset():], m.Old) }
 // Changed reports whether the mutation changed any byte.
 func (m *Mutation) Changed() bool { return string(m.Old) != string(m.New) }
 
-// changedRanges calls fn for each changed byte offset within the block.
+// changed calls fn with the offset of each changed byte of the block.
 func (m *Mutation) changed(fn func(off int)) {
 	for i := range m.Old {
 		if m.Old[i] != m.New[i] {
@@ -146,7 +147,7 @@ func (im *Image) targeted(r *rand.Rand, m *Mutation) string {
 	case KindDxRoot, KindDxNode:
 		return im.mutDx(r, m)
 	case KindXattrBlock:
-		return im.mutXattrEntries(r, m.New, 0x20, 0, "xattr")
+		return im.mutXattrEntries(r, m.New, 0x20, "xattr")
 	case KindSymlinkBlock:
 		i := r.IntN(max(1, int(im.ownerSize(m.Block))))
 		c := pick(r, byte(0), '/')
@@ -172,7 +173,7 @@ func (im *Image) sbOffset(nr uint64) int {
 
 func (im *Image) nblocks() uint64 { return uint64(len(im.Data)) / uint64(im.BlockSize) }
 
-// field sets a little-endian field of width 1, 2 or 4 bytes.
+// setField sets a little-endian field of width 1, 2 or 4 bytes.
 func setField(b []byte, off, width int, v uint64) {
 	switch width {
 	case 1:
@@ -184,6 +185,7 @@ func setField(b []byte, off, width int, v uint64) {
 	}
 }
 
+// field is a rewritable field: where it is and the values to try.
 type field struct {
 	name   string
 	off    int
@@ -191,6 +193,7 @@ type field struct {
 	values []uint64
 }
 
+// applyField sets one of fs to one of its values and describes the change.
 func applyField(r *rand.Rand, b []byte, fs []field, prefix string) string {
 	f := fs[r.IntN(len(fs))]
 	v := f.values[r.IntN(len(f.values))]
@@ -377,12 +380,12 @@ func (im *Image) mutIbody(r *rand.Rand, rec []byte, p string) string {
 		put32(rec[start:], 0xEA020001)
 		return p + " ibody magic=0xea020001"
 	}
-	return im.mutXattrEntries(r, rec[start:], 4, 4, p+" ibody")
+	return im.mutXattrEntries(r, rec[start:], 4, p+" ibody")
 }
 
-// mutXattrEntries damages the entry table starting at first (values are
-// relative to valueBase), or the xattr block header when first is 0x20.
-func (im *Image) mutXattrEntries(r *rand.Rand, b []byte, first, valueBase int, p string) string {
+// mutXattrEntries damages an entry of the table starting at first, or,
+// for an xattr block (first 0x20), sometimes its header.
+func (im *Image) mutXattrEntries(r *rand.Rand, b []byte, first int, p string) string {
 	if first == 0x20 && r.IntN(5) == 0 {
 		return applyField(r, b, []field{
 			{"h_magic", 0, 4, []uint64{0, 0xEA020001}},
@@ -406,7 +409,6 @@ func (im *Image) mutXattrEntries(r *rand.Rand, b []byte, first, valueBase int, p
 	i := r.IntN(len(offs))
 	e := b[offs[i]:]
 	vo, vs := uint64(le16(e[2:])), uint64(le32(e[8:]))
-	_ = valueBase
 	return applyField(r, e, []field{
 		{"e_name_len", 0, 1, []uint64{0, 255, uint64(e[0]) + 1}},
 		{"e_name_index", 1, 1, []uint64{0, 3, 7, 8, 255}},
@@ -547,17 +549,8 @@ func (im *Image) someInode(r *rand.Rand, typ string) uint64 {
 	if len(c) == 0 {
 		return 2
 	}
-	// Map order is random: sort for determinism.
-	sortU32(c)
+	slices.Sort(c) // map order is random; the choice must not be
 	return uint64(c[r.IntN(len(c))])
-}
-
-func sortU32(s []uint32) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
 }
 
 func (im *Image) mutDx(r *rand.Rand, m *Mutation) string {
