@@ -47,13 +47,17 @@ import (
 //
 // Errors the FUSE walk may see, and why:
 //   - EUCLEAN: the damaged structure (the kernel's EFSCORRUPTED);
-//   - EIO: the kernel's own verdict on a reply it rejects (an entry whose
-//     attributes it finds invalid, a directory alias it cannot splice);
+//   - EIO: the kernel's own verdict on a reply it rejects (attributes of a
+//     reserved inode a damaged entry names, a nodeid whose type changed);
 //   - ELOOP: a damaged entry names one of its own ancestors, which the
 //     kernel's dcache refuses to splice;
 //   - ENOENT: listed names that the index no longer finds (a damaged
-//     htree hashes names to the wrong leaf), or entries naming inode 0.
-//   - E2BIG, ERANGE, ENODATA: xattr values that no longer fit or vanish.
+//     htree hashes names to the wrong leaf);
+//   - ENODATA: user.* attributes listed on a symlink or device (a damaged
+//     i_file_acl gave it an xattr block), which the VFS refuses to read,
+//     as over the kernel's own ext4;
+//   - E2BIG, ERANGE: xattr values that no longer fit.
+// ESTALE is not among them: an entry naming an unused inode is EUCLEAN.
 
 const (
 	corruptSeed = 20260613
