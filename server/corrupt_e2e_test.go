@@ -732,6 +732,7 @@ func fuseCheck(t *testing.T, base *corruptBase, m *corrupt.Mutation, errnos map[
 	}
 	serve := make(chan error, 1)
 	go func() { serve <- sess.Serve() }()
+	waitReady(t, sess, serve)
 
 	all, affected := false, func(uint32) bool { return false }
 	if m != nil {

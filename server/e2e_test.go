@@ -61,6 +61,7 @@ func mountE4box(t *testing.T, img, dir string) *e4boxMount {
 	}
 	m := &e4boxMount{dir: dir, fs: fsys, sess: sess, serve: make(chan error, 1)}
 	go func() { m.serve <- sess.Serve() }()
+	waitReady(t, sess, m.serve)
 	t.Cleanup(func() { m.unmount(t) })
 	return m
 }
@@ -309,4 +310,20 @@ func TestE2EConcurrentWalk(t *testing.T) {
 		testutil.CompareSnapshots(t, kernel, snaps[i], exactOptions())
 	}
 	m.unmount(t)
+}
+
+// waitReady waits until the session is ready (INIT answered and the fuse
+// layer's poll probe done). Only then may this process touch its own mount:
+// before the probe, an open could make the kernel send FUSE_POLL from
+// inside epoll_ctl, which deadlocks against a GC stop-the-world.
+func waitReady(t testing.TB, sess *fuse.Server, serve chan error) {
+	t.Helper()
+	select {
+	case <-sess.Ready():
+	case err := <-serve:
+		serve <- err
+		t.Fatalf("session ended before it was ready: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("session not ready within 60s")
+	}
 }

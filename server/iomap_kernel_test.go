@@ -280,6 +280,7 @@ func mountIomapWanted(t *testing.T, img string) (string, *fuse.Server, func()) {
 	srv.EnableIomap(reg, int(imgFile.Fd()))
 	serve := make(chan error, 1)
 	go func() { serve <- sess.Serve() }()
+	waitReady(t, sess, serve)
 	done := false
 	unmount := func() {
 		if done {

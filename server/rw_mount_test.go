@@ -58,6 +58,7 @@ func mountRWWith(t *testing.T, img string, opts Options, fopts *fuse.Options) *r
 	}
 	m.srv.SetNotifier(sess)
 	go func() { m.serve <- sess.Serve() }()
+	waitReady(t, sess, m.serve)
 	t.Cleanup(func() { m.unmount(t) })
 	return m
 }

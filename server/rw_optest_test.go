@@ -65,6 +65,7 @@ func mountOptestRW(t *testing.T, img string) *optestMount {
 	}
 	m := &optestMount{dir: dir, fs: fsys, serve: make(chan error, 1)}
 	go func() { m.serve <- sess.Serve() }()
+	waitReady(t, sess, m.serve)
 	t.Cleanup(func() { m.unmount(t) })
 	return m
 }
