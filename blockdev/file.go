@@ -11,9 +11,10 @@ import (
 
 // File is a Device backed by a regular file or a block device.
 type File struct {
-	f    *os.File // immutable after Open; os.File is safe for concurrent pread/pwrite
-	size int64    // immutable after Open
-	ro   bool     // immutable after Open
+	f     *os.File // immutable after Open; os.File is safe for concurrent pread/pwrite
+	size  int64    // immutable after Open
+	ro    bool     // immutable after Open
+	isBlk bool     // immutable after Open: a block device, not an image file
 }
 
 // Open opens the image file or block device at path. A block device opened
@@ -41,7 +42,7 @@ func Open(path string, readOnly bool) (*File, error) {
 		f.Close()
 		return nil, fmt.Errorf("blockdev: size of %s: %w", path, err)
 	}
-	return &File{f: f, size: size, ro: readOnly}, nil
+	return &File{f: f, size: size, ro: readOnly, isBlk: isBdev}, nil
 }
 
 func deviceSize(f *os.File, isBdev bool) (int64, error) {
@@ -111,6 +112,14 @@ func (d *File) WriteAt(p []byte, off int64) (int, error) {
 
 func (d *File) Size() int64    { return d.size }
 func (d *File) ReadOnly() bool { return d.ro }
+
+// IsBlockDevice reports whether the device is a block device (the only kind
+// fuse-iomap can hand to the kernel) rather than an image file.
+func (d *File) IsBlockDevice() bool { return d.isBlk }
+
+// Fd returns the open file descriptor, for registering the device with the
+// kernel (fuse-iomap). It stays valid until Close.
+func (d *File) Fd() int { return int(d.f.Fd()) }
 
 // Flush fsyncs the file; it is a no-op on a read-only device.
 func (d *File) Flush() error {

@@ -15,8 +15,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/e4box/e4box/blockdev"
 	"github.com/e4box/e4box/ext4"
 	"github.com/e4box/e4box/fuse"
+	"github.com/e4box/e4box/fuseproto"
 	"github.com/e4box/e4box/server"
 )
 
@@ -436,18 +438,32 @@ func serve(req *mountRequest, stderr io.Writer, ready *readiness) (err error) {
 	if fsname == "" {
 		fsname = req.source
 	}
-	sess, err := fuse.Mount(req.mountpoint, srv, &fuse.Options{
+	// fuse-iomap hands the kernel device addresses, so it needs a block
+	// device the server owns for writing; the fuse layer asks for it only
+	// when discovery says the running kernel supports it.
+	bdev, _ := dev.(*blockdev.File)
+	useIomap := rw && bdev != nil && bdev.IsBlockDevice()
+	fopts := &fuse.Options{
 		FsName:             fsname,
 		ReadOnly:           !rw,
 		AllowOther:         req.opts.allowOther,
 		DefaultPermissions: true,
 		Debug:              req.opts.debug,
 		Logger:             logger,
-	})
+	}
+	if useIomap {
+		fopts.Iomap = fuseproto.IomapSupportAll
+	}
+	sess, err := fuse.Mount(req.mountpoint, srv, fopts)
 	if err != nil {
 		return err
 	}
 	srv.SetNotifier(sess)
+	if useIomap {
+		// Registration happens lazily on the first IOMAP_BEGIN, and only if
+		// INIT negotiated iomap; otherwise this has no effect.
+		srv.EnableIomap(sess, bdev.Fd())
+	}
 	if req.opts.noExec {
 		// fuse.Mount always adds nosuid,nodev; noexec is a per-mount flag
 		// that a bind remount can add without involving the filesystem.
@@ -492,7 +508,9 @@ func waitInit(sess *fuse.Server, errc chan error) error {
 	case err := <-errc:
 		errc <- err // leave it for the caller's final wait
 		if err == nil {
-			err = errors.New("unmounted before the kernel initialised the session")
+			// Unmounted (by a signal, say) before the probe finished:
+			// a clean end, not a failure.
+			return nil
 		}
 		return fmt.Errorf("serving %s: %w", sess.Mountpoint(), err)
 	case <-time.After(readyTimeout):
