@@ -58,11 +58,15 @@ func mountOptestRW(t *testing.T, img string) *optestMount {
 		fsys.Close()
 		t.Fatalf("ext4.Open %s: opened read-only though read-write was asked for", img)
 	}
-	sess, err := fuse.Mount(dir, New(fsys, Options{}), &fuse.Options{FsName: img, DefaultPermissions: true})
+	srv := New(fsys, Options{})
+	sess, err := fuse.Mount(dir, srv, &fuse.Options{FsName: img, DefaultPermissions: true})
 	if err != nil {
 		fsys.Close()
 		t.Fatalf("fuse.Mount %s read-write: %v", dir, err)
 	}
+	// SEEK_DATA/SEEK_HOLE under the writeback cache first has the kernel
+	// write back its dirty pages, through notifications (as cmd/e4box does).
+	srv.SetNotifier(sess)
 	m := &optestMount{dir: dir, fs: fsys, serve: make(chan error, 1)}
 	go func() { m.serve <- sess.Serve() }()
 	waitReady(t, sess, m.serve)
