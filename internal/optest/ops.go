@@ -10,6 +10,7 @@ import (
 	"path"
 	"runtime/debug"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -591,17 +592,53 @@ func mmapWrite(fd int, o *op) (out string) {
 		return "mmap: " + errName(err)
 	}
 	defer unix.Munmap(m)
+	data := fill(o.seed, o.data, o.n)
+	// A page fault is not a system call to the Go runtime: a thread
+	// blocked in one keeps its P, so a garbage collection starting then
+	// waits for it forever, while the fault waits for FUSE requests this
+	// very process (an in-process e4box mount) must answer. So fault the
+	// pages in with madvise (a system call), and keep the collector off
+	// until the copy is done. The madvise error is ignored: the copy then
+	// faults and the fault is the outcome, as without it.
+	defer noGC()()
+	unix.Madvise(m, unix.MADV_POPULATE_WRITE)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			out = fmt.Sprintf("fault: %v", r)
 		}
 	}()
-	copy(m[o.off-start:], fill(o.seed, o.data, o.n))
+	copy(m[o.off-start:], data)
 	if err := unix.Msync(m, unix.MS_SYNC); err != nil {
 		return "msync: " + errName(err)
 	}
 	return "ok " + fstatLine(fd)
+}
+
+// gcOff counts the callers of noGC; mu protects it and the saved percent.
+var gcOff struct {
+	mu      sync.Mutex
+	n       int
+	percent int
+}
+
+// noGC turns the garbage collector off until the returned function is
+// called. SetGCPercent(-1) returns only once no collection is running.
+func noGC() (restore func()) {
+	gcOff.mu.Lock()
+	if gcOff.n == 0 {
+		gcOff.percent = debug.SetGCPercent(-1)
+	}
+	gcOff.n++
+	gcOff.mu.Unlock()
+	return func() {
+		gcOff.mu.Lock()
+		gcOff.n--
+		if gcOff.n == 0 {
+			debug.SetGCPercent(gcOff.percent)
+		}
+		gcOff.mu.Unlock()
+	}
 }
 
 // copyRange copies o.n bytes from p at o.off to p2 at the offset kept in
