@@ -44,6 +44,12 @@ type optestMount struct {
 // unmounts if the test did not.
 func mountOptestRW(t *testing.T, img string) *optestMount {
 	t.Helper()
+	return mountOptestRWWith(t, img, Options{})
+}
+
+// mountOptestRWWith is mountOptestRW with server options.
+func mountOptestRWWith(t *testing.T, img string, opts Options) *optestMount {
+	t.Helper()
 	dir := t.TempDir()
 	dev, err := blockdev.Open(img, false)
 	if err != nil {
@@ -58,7 +64,7 @@ func mountOptestRW(t *testing.T, img string) *optestMount {
 		fsys.Close()
 		t.Fatalf("ext4.Open %s: opened read-only though read-write was asked for", img)
 	}
-	srv := New(fsys, Options{})
+	srv := New(fsys, opts)
 	sess, err := fuse.Mount(dir, srv, &fuse.Options{FsName: img, DefaultPermissions: true})
 	if err != nil {
 		fsys.Close()
@@ -142,7 +148,12 @@ func TestRWENOSPC(t *testing.T) {
 				t.Skip("-short: ENOSPC on ext4 only (all variants run without -short)")
 			}
 			img := optest.NewImage(t, v, 48, 2048)
-			m := mountOptestRW(t, img)
+			// Under the writeback cache, buffered writes land in the
+			// kernel's page cache and ENOSPC surfaces only at writeback
+			// (fsync, close); FUSE has no way to reserve space at
+			// write(2) time. The fill checks ENOSPC at write(2), so it
+			// runs write-through.
+			m := mountOptestRWWith(t, img, Options{NoWritebackCache: true})
 			rep := optest.Fill(t, optest.FillConfig{
 				Dir:         filepath.Join(m.dir, optest.TargetDir),
 				Seed:        uint64(6000 + i),
