@@ -1,6 +1,7 @@
 package server
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -10,6 +11,8 @@ import (
 	"github.com/e4box/e4box/fuse"
 	"github.com/e4box/e4box/internal/optest"
 	"github.com/e4box/e4box/internal/testutil"
+
+	"golang.org/x/sys/unix"
 )
 
 // The read-write acceptance tests: the randomised operation test
@@ -181,6 +184,75 @@ func TestRWConcurrent(t *testing.T) {
 				Workers: 6,
 				Ops:     optest.Steps(600),
 			})
+			m.unmount(t)
+			testutil.E2fsckClean(t, img)
+		})
+	}
+}
+
+// TestRWENOSPCWriteback overfills a default (writeback-cache) mount with
+// buffered writes. write(2) succeeds into the kernel's page cache, so the
+// shortage must surface at writeback: fsync reports ENOSPC (the kernel's
+// writeback error), nothing else fails, the image stays clean and the
+// space comes back when the file goes.
+func TestRWENOSPCWriteback(t *testing.T) {
+	requireRW(t)
+	for _, v := range []testutil.Variant{testutil.Ext4, testutil.Ext2} {
+		t.Run(v.Name, func(t *testing.T) {
+			img := optest.NewImage(t, v, 32, 1024)
+			m := mountOptestRW(t, img)
+			var before unix.Statfs_t
+			if err := unix.Statfs(m.dir, &before); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(m.dir, "big")
+			fd, err := unix.Open(p, unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 1<<20)
+			for i := range buf {
+				buf[i] = byte(i*7 + 1)
+			}
+			size := int64(before.Blocks) * before.Bsize
+			var written int64
+			for written < size*3/2 { // past the whole device
+				n, err := unix.Write(fd, buf)
+				if err != nil {
+					if err != unix.ENOSPC {
+						t.Fatalf("write at %d: %v (want success or ENOSPC)", written, err)
+					}
+					break
+				}
+				written += int64(n)
+			}
+			syncErr := unix.Fsync(fd)
+			closeErr := unix.Close(fd)
+			if syncErr != unix.ENOSPC {
+				t.Errorf("fsync after writing %d bytes to a %d-byte file system: %v, want ENOSPC", written, size, syncErr)
+			}
+			if closeErr != nil && closeErr != unix.ENOSPC {
+				t.Errorf("close: %v (want nil or ENOSPC)", closeErr)
+			}
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+			// The blocks are freed when the kernel forgets the inode,
+			// which it may do a little later.
+			var after unix.Statfs_t
+			for range 100 {
+				if err := unix.Statfs(m.dir, &after); err != nil {
+					t.Fatal(err)
+				}
+				if after.Bfree == before.Bfree && after.Ffree == before.Ffree {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if after.Bfree != before.Bfree || after.Ffree != before.Ffree {
+				t.Errorf("free blocks %d -> %d, free inodes %d -> %d after deleting the file",
+					before.Bfree, after.Bfree, before.Ffree, after.Ffree)
+			}
 			m.unmount(t)
 			testutil.E2fsckClean(t, img)
 		})
